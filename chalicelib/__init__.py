@@ -1,0 +1,1 @@
+"""sslnotify's shared package: configuration, checks, storage, email, invocation, logging."""

@@ -1,0 +1,118 @@
+"""The one place that reads configuration: Settings.from_env() and the resource names."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from chalicelib.errors import ConfigurationError
+
+RESOURCES_FILE = Path(__file__).with_name("resources.json")
+
+
+@cache
+def resources() -> dict[str, Any]:
+    """Return the shared definition of tables, buckets and functions (resources.json)."""
+    return json.loads(RESOURCES_FILE.read_text())
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """How many requests a client or an address may make per window."""
+
+    check_per_client_per_minute: int = 20
+    subscribe_per_client_per_hour: int = 10
+    confirmations_per_address_per_day: int = 5
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a function, the API or the CLI needs to know about its deployment."""
+
+    prefix: str = "sslnotify-dev"
+    region: str = "us-east-1"
+    secret: str | None = None
+    site_url: str = "http://127.0.0.1:8000"
+    api_url: str = "http://127.0.0.1:8001"
+    sender: str = "sslnotify <noreply@sslnotify.localhost>"
+    operator_email: str = "operator@sslnotify.localhost"
+    feedback_email: str = "feedback@sslnotify.localhost"
+    ses_configuration_set: str | None = None
+    backup_bucket: str = "sslnotify-dev-backups"
+    inbound_bucket: str = "sslnotify-dev-inbound"
+    cors_origin: str = "http://127.0.0.1:8000"
+    allow_private_targets: bool = False
+    ca_bundle: str | None = None
+    check_timeout: float = 10.0
+    checker_batch_size: int = 250
+    probe_concurrency: int = 250
+    ses_send_rate: float = 14.0
+    limits: RateLimits = field(default_factory=RateLimits)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build the settings from environment variables (SSLNOTIFY_*), then apply overrides."""
+        env = os.environ if environ is None else environ
+        prefix = env.get("SSLNOTIFY_PREFIX", cls.prefix)
+        site_url = env.get("SSLNOTIFY_SITE_URL", cls.site_url).rstrip("/")
+        operator = env.get("SSLNOTIFY_OPERATOR_EMAIL", cls.operator_email)
+        values: dict[str, Any] = {
+            "prefix": prefix,
+            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
+            "secret": env.get("SSLNOTIFY_SECRET") or None,
+            "site_url": site_url,
+            "api_url": env.get("SSLNOTIFY_API_URL", cls.api_url).rstrip("/"),
+            "sender": env.get("SSLNOTIFY_SENDER", cls.sender),
+            "operator_email": operator,
+            "feedback_email": env.get("SSLNOTIFY_FEEDBACK_EMAIL", operator),
+            "ses_configuration_set": env.get("SSLNOTIFY_SES_CONFIGURATION_SET") or None,
+            "backup_bucket": env.get("SSLNOTIFY_BACKUP_BUCKET", f"{prefix}-backups"),
+            "inbound_bucket": env.get("SSLNOTIFY_INBOUND_BUCKET", f"{prefix}-inbound"),
+            "cors_origin": env.get("SSLNOTIFY_CORS_ORIGIN", site_url),
+            "allow_private_targets": _flag(env.get("SSLNOTIFY_ALLOW_PRIVATE_TARGETS")),
+            "ca_bundle": env.get("SSLNOTIFY_CA_BUNDLE") or None,
+            "check_timeout": float(env.get("SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout)),
+            "checker_batch_size": int(env.get("SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size)),
+            "probe_concurrency": int(env.get("SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency)),
+            "ses_send_rate": float(env.get("SSLNOTIFY_SES_RATE", cls.ses_send_rate)),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def table_name(self, key: str) -> str:
+        """Return the DynamoDB table name for a table of resources.json."""
+        if key not in resources()["tables"]:
+            raise ConfigurationError(f"unknown table {key!r}")
+        return f"{self.prefix}-{key}"
+
+    def function_name(self, key: str) -> str:
+        """Return the Lambda function name for a function of resources.json."""
+        if key not in resources()["functions"]:
+            raise ConfigurationError(f"unknown function {key!r}")
+        return f"{self.prefix}-{key}"
+
+    def require_secret(self) -> bytes:
+        """Return the deployment secret, or fail clearly when it is not configured."""
+        if not self.secret:
+            raise ConfigurationError("SSLNOTIFY_SECRET is not set")
+        return self.secret.encode()
+
+
+@cache
+def get_settings() -> Settings:
+    """Return the settings of this process (read once per warm container)."""
+    return Settings.from_env()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""One thin handler per Lambda function; each delegates to chalicelib."""

@@ -1,0 +1,18 @@
+"""The data function: every DynamoDB access, plus the hourly backup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import logs
+from chalicelib.invoke import dispatch
+from chalicelib.subscription_data import ACTIONS as SUBSCRIPTION_ACTIONS
+from chalicelib.sweep_data import ACTIONS as SWEEP_ACTIONS
+
+logs.setup()
+ACTIONS = {**SUBSCRIPTION_ACTIONS, **SWEEP_ACTIONS}
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Answer one data action."""
+    return dispatch(event, ACTIONS)

@@ -1,0 +1,1 @@
+"""Run the whole service on one machine over emulated AWS."""
