@@ -79,3 +79,18 @@ class FakeLambdaContext:
 def lambda_context() -> FakeLambdaContext:
     """Return a Lambda-like context object."""
     return FakeLambdaContext()
+
+
+@pytest.fixture
+def lambdas(emulated_aws, monkeypatch):
+    """Route invoke() to the real handlers in this process, over the emulated AWS."""
+    from tests.inprocess_lambda import InProcessLambda
+
+    fake = InProcessLambda(emulated_aws)
+    real_client = aws.client
+
+    def client(service):
+        return fake if service == "lambda" else real_client(service)
+
+    monkeypatch.setattr(aws, "client", client)
+    return fake
