@@ -11,6 +11,8 @@ import pytest
 from chalicelib import aws
 from chalicelib.config import get_settings, reset_settings
 
+pytest_plugins = ["tests.tls_servers"]
+
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
