@@ -1,5 +1,214 @@
-"""Data actions on the checkstate table: record each day's results, claim notifications."""
+"""Data actions on the checkstate table: record each day's results, claim notifications.
+
+Run by the data function. Reads and writes are batched (BatchGetItem, BatchWriteItem);
+a notification claim is a conditional write keyed by subscription + day + kind, which
+is what keeps an email to one per day however often AWS retries an invocation.
+"""
 
 from __future__ import annotations
 
-ACTIONS: dict = {}
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.alerting import CheckState, decide
+from chalicelib.errors import PayloadError
+from chalicelib.logs import get_logger
+
+logger = get_logger(__name__)
+
+TABLE = "checkstate"
+BATCH_GET_LIMIT = 100
+SENT_FIELD = {"alert": "alert_sent_day", "fixed": "fixed_sent_day"}
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _require_day(day: Any) -> str:
+    if not isinstance(day, str) or not _DAY.fullmatch(day):
+        raise PayloadError("day must be a date like 2026-11-27")
+    return day
+
+
+def _require_key(item: Any) -> tuple[str, str]:
+    if not isinstance(item, Mapping):
+        raise PayloadError("each entry must be an object with subscriber and target")
+    subscriber, target = item.get("subscriber"), item.get("target")
+    if not isinstance(subscriber, str) or not isinstance(target, str) or not subscriber:
+        raise PayloadError("each entry needs a subscriber and a target (strings)")
+    return subscriber, target
+
+
+def _load_states(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CheckState]:
+    """Read the states of the given subscriptions, a hundred keys per request."""
+    table = aws.table(TABLE)
+    wanted = list(dict.fromkeys(keys))
+    states: dict[tuple[str, str], CheckState] = {}
+    for start in range(0, len(wanted), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {
+            table.name: {
+                "Keys": [
+                    {"subscriber": subscriber, "target": target}
+                    for subscriber, target in wanted[start : start + BATCH_GET_LIMIT]
+                ],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            answer = table.meta.client.batch_get_item(RequestItems=request)
+            for item in answer.get("Responses", {}).get(table.name, []):
+                state = CheckState.from_item(item)
+                states[(state.subscriber, state.target)] = state
+            request = answer.get("UnprocessedKeys") or {}
+    return states
+
+
+def record_results(day: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Record today's result of each subscription; return the notifications due.
+
+    Idempotent per day: a second call for the same day writes nothing and returns
+    the same notifications (the mailer's claims then stop a second email).
+    """
+    _require_day(day)
+    if not isinstance(results, list):
+        raise PayloadError("results must be a list")
+    entries = []
+    for entry in results:
+        key = _require_key(entry)
+        if not isinstance(entry.get("result"), Mapping):
+            raise PayloadError("each entry needs a result (the check result object)")
+        entries.append((key, entry["result"]))
+    previous = _load_states(key for key, _ in entries)
+    notifications: list[dict[str, Any]] = []
+    changed: dict[tuple[str, str], CheckState] = {}
+    for (subscriber, target), result in entries:
+        decision = decide(previous.get((subscriber, target)), subscriber, target, day, result)
+        if decision.changed:
+            changed[(subscriber, target)] = decision.state
+        if decision.kind:
+            notifications.append(
+                {
+                    "subscriber": subscriber,
+                    "target": target,
+                    "kind": decision.kind,
+                    "result": result,
+                }
+            )
+    with aws.table(TABLE).batch_writer(overwrite_by_pkeys=["subscriber", "target"]) as writer:
+        for state in changed.values():
+            writer.put_item(Item=state.to_item())
+    logger.info(
+        "results recorded",
+        day=day,
+        results=len(entries),
+        written=len(changed),
+        notifications=len(notifications),
+    )
+    return notifications
+
+
+def _sent_field(kind: Any) -> str:
+    if kind not in SENT_FIELD:
+        raise PayloadError("kind must be alert or fixed")
+    return SENT_FIELD[kind]
+
+
+def claim_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
+    """Claim the right to send one notification; true only for the first claim of the day."""
+    field = _sent_field(kind)
+    try:
+        aws.table(TABLE).update_item(
+            Key={"subscriber": subscriber, "target": target},
+            UpdateExpression="SET #sent = :day",
+            ConditionExpression=(
+                "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day)"
+            ),
+            ExpressionAttributeNames={"#sent": field},
+            ExpressionAttributeValues={":day": _require_day(day)},
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def release_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
+    """Undo a claim whose email could not be sent, so that a retry sends it."""
+    field = _sent_field(kind)
+    try:
+        aws.table(TABLE).update_item(
+            Key={"subscriber": subscriber, "target": target},
+            UpdateExpression="REMOVE #sent",
+            ConditionExpression="#sent = :day",
+            ExpressionAttributeNames={"#sent": field},
+            ExpressionAttributeValues={":day": _require_day(day)},
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _scan(key: str, **arguments: Any) -> Iterable[dict[str, Any]]:
+    table = aws.table(key)
+    while True:
+        page = table.scan(**arguments)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _since_epoch(value: Any) -> float | None:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def report_counts(day: str, since: str) -> dict[str, Any]:
+    """Count the day's checks and notifications, and list suppressions recorded since `since`."""
+    _require_day(day)
+    since_epoch = _since_epoch(since)
+    if since_epoch is None:
+        raise PayloadError("since must be an ISO 8601 time")
+    counts = {"checked": 0, "targets": 0, "errors": 0, "alerts": 0, "fixed": 0, "states": 0}
+    targets: set[str] = set()
+    for item in _scan(TABLE):
+        counts["states"] += 1
+        if item.get("checked_day") == day:
+            counts["checked"] += 1
+            targets.add(str(item["target"]))
+            counts["errors"] += item.get("status") == "error"
+        counts["alerts"] += item.get("alert_sent_day") == day
+        counts["fixed"] += item.get("fixed_sent_day") == day
+    counts["targets"] = len(targets)
+    suppressions = []
+    for item in _scan("suppression"):
+        at = _since_epoch(item.get("at"))
+        if at is not None and at >= since_epoch:
+            when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            reason = str(item.get("reason"))
+            suppressions.append(
+                {"subscriber": str(item["subscriber"]), "reason": reason, "at": when}
+            )
+    suppressions.sort(key=lambda entry: entry["at"])
+    return {**counts, "suppressions": suppressions}
+
+
+ACTIONS = {
+    "record_results": record_results,
+    "claim_notification": claim_notification,
+    "release_notification": release_notification,
+    "report_counts": report_counts,
+}
