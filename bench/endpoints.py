@@ -1,0 +1,211 @@
+"""Loopback TLS endpoints on many ports that delay every handshake, to model real round trips.
+
+    with Endpoints.start(count=1000, latency=0.1, workdir=path) as endpoints:
+        endpoints.targets          # ["127.0.0.1:40001", ...]
+        endpoints.kinds            # {"127.0.0.1:40001": "good", ...}
+        endpoints.ca_file          # the root to trust (SSLNOTIFY_CA_BUNDLE)
+
+Certificates are generated relative to now under one test PKI; a few certificates per kind are
+shared by all endpoints of that kind (the client's work per handshake is the same). The servers
+run in child processes (`python -m bench.endpoints`), so their CPU is not the client's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.certs import make_leaf, make_pki, pem_bundle
+
+HOST = "127.0.0.1"
+# Out of every 20 endpoints: 14 good, 3 expiring, 1 expired, 1 self-signed, 1 wrong name.
+MIX = ("good",) * 14 + ("expiring",) * 3 + ("expired", "self_signed", "mismatch")
+ALERTING = frozenset({"expiring", "expired", "self_signed", "mismatch"})
+# How long a server keeps a connection the client does not close.
+IDLE_SECONDS = 15.0
+
+
+def kind_of(index: int) -> str:
+    """Return the certificate kind of the endpoint at an index (a fixed, repeating mix)."""
+    return MIX[index % len(MIX)]
+
+
+def write_certificates(workdir: Path, now: datetime | None = None) -> dict[str, Path]:
+    """Generate the root, and one chain + key per kind; return {kind: chain file} (+ "ca")."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    pki = make_pki(now, name="sslnotify Bench")
+    names = {"dns": ["localhost"], "ips": [HOST]}
+    day = timedelta(days=1)
+    leaves = {
+        "good": pki.leaf(**names, not_before=now - 30 * day, not_after=now + 60 * day),
+        "expiring": pki.leaf(**names, not_before=now - 83 * day, not_after=now + 7 * day),
+        "expired": pki.leaf(**names, not_before=now - 100 * day, not_after=now - 10 * day),
+        "self_signed": make_leaf(None, **names, now=now, not_after=now + 60 * day),
+        "mismatch": pki.leaf(dns=["elsewhere.bench.test"], not_after=now + 60 * day),
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = {"ca": workdir / "ca.pem"}
+    files["ca"].write_bytes(pki.root.pem)
+    for kind, leaf in leaves.items():
+        chain = pem_bundle(leaf) if kind == "self_signed" else pem_bundle(leaf, pki.intermediate)
+        files[kind] = workdir / f"{kind}.pem"
+        files[kind].write_bytes(chain + leaf.key_pem)
+    return files
+
+
+def server_context(chain_file: Path) -> ssl.SSLContext:
+    """Return a server context serving one chain (its key in the same file)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain_file)
+    # No TLS 1.3 session tickets: they cost the server CPU and no probe resumes a session.
+    context.num_tickets = 0
+    return context
+
+
+class DelayedTLS(asyncio.Protocol):
+    """Accept a connection, wait `latency` seconds, then run the TLS handshake and hold on."""
+
+    def __init__(self, context: ssl.SSLContext, latency: float):
+        self.context = context
+        self.latency = latency
+        self.transport: asyncio.BaseTransport | None = None
+        self.task: asyncio.Task | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Leave the ClientHello in the kernel buffer until the handshake starts.
+        transport.pause_reading()
+        self.transport = transport
+        self.task = asyncio.get_running_loop().create_task(self._handshake())
+
+    async def _handshake(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(self.latency)
+        try:
+            tls = await loop.start_tls(
+                self.transport, self, self.context, server_side=True, ssl_handshake_timeout=10
+            )
+        except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError):
+            self.transport.abort()
+            return
+        if tls is not None:
+            self.transport = tls
+            loop.call_later(IDLE_SECONDS, tls.abort)
+
+    def data_received(self, data: bytes) -> None:
+        """Ignore application data: probes send none."""
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.task and not self.task.done():
+            self.task.cancel()
+
+
+async def _serve(kinds: list[str], files: dict[str, str], latency: float) -> None:
+    loop = asyncio.get_running_loop()
+    contexts = {kind: server_context(Path(files[kind])) for kind in set(kinds)}
+    servers = []
+    for kind in kinds:
+        context = contexts[kind]
+        servers.append(
+            await loop.create_server(
+                lambda context=context: DelayedTLS(context, latency), HOST, 0, backlog=1024
+            )
+        )
+    ports = [server.sockets[0].getsockname()[1] for server in servers]
+    print(json.dumps({"ports": ports}), flush=True)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+
+
+def serve_main(argv: list[str] | None = None) -> None:
+    """Serve the endpoints a parent asked for; print their ports as one JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.endpoints")
+    parser.add_argument("--spec", required=True, help="JSON: {kinds: [...], files: {...}}")
+    parser.add_argument("--latency", type=float, default=0.1)
+    args = parser.parse_args(argv)
+    spec = json.loads(Path(args.spec).read_text())
+    asyncio.run(_serve(spec["kinds"], spec["files"], args.latency))
+
+
+@dataclass
+class Endpoints:
+    """Running endpoints: their targets, kinds and the root certificate to trust."""
+
+    targets: list[str]
+    kinds: dict[str, str]
+    ca_file: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def alerting(self) -> set[str]:
+        """Return the targets whose certificate should raise an alert."""
+        return {target for target, kind in self.kinds.items() if kind in ALERTING}
+
+    @property
+    def pids(self) -> list[int]:
+        """Return the server processes' ids."""
+        return [process.pid for process in self.processes]
+
+    @classmethod
+    @contextmanager
+    def start(
+        cls, count: int, latency: float, workdir: Path, processes: int = 1
+    ) -> Iterator[Endpoints]:
+        """Generate certificates, start `processes` servers sharing `count` ports; stop on exit."""
+        files = {key: str(path) for key, path in write_certificates(workdir).items()}
+        kinds = [kind_of(index) for index in range(count)]
+        shares = [kinds[share::processes] for share in range(processes)]
+        children: list[subprocess.Popen] = []
+        try:
+            for number, share in enumerate(shares):
+                spec = workdir / f"spec-{number}.json"
+                spec.write_text(json.dumps({"kinds": share, "files": files}))
+                command = [sys.executable, "-m", "bench.endpoints", "--spec", str(spec)]
+                command += ["--latency", str(latency)]
+                children.append(
+                    subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=_env())
+                )
+            targets: list[str] = []
+            by_target: dict[str, str] = {}
+            for child, share in zip(children, shares, strict=True):
+                line = child.stdout.readline()
+                if not line:
+                    raise RuntimeError("an endpoint server failed to start")
+                for port, kind in zip(json.loads(line)["ports"], share, strict=True):
+                    target = f"{HOST}:{port}"
+                    targets.append(target)
+                    by_target[target] = kind
+            yield cls(targets, by_target, Path(files["ca"]), children)
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                try:
+                    child.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
+if __name__ == "__main__":
+    serve_main()
