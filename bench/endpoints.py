@@ -95,7 +95,7 @@ class DelayedTLS(asyncio.Protocol):
             tls = await loop.start_tls(
                 self.transport, self, self.context, server_side=True, ssl_handshake_timeout=10
             )
-        except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError):
+        except (OSError, ssl.SSLError, TimeoutError):
             self.transport.abort()
             return
         if tls is not None:
