@@ -1,0 +1,185 @@
+/* Shared by every page: the API client, input checks that mirror the API's, and small helpers
+ * that put text (never HTML) on the page. Exposed as window.sslnotify. */
+(function (window, $) {
+  "use strict";
+
+  // The API's limits and words (chalicelib/validation.py). The API stays the authority: these
+  // only spare a round trip and say the same thing the API would.
+  var LIMITS = { name: 100, email: 254, message: 5000, daysMin: 1, daysMax: 365 };
+  var EMAIL_PATTERN = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+  function ApiError(status, code, message) {
+    this.status = status;
+    this.code = code;
+    this.message = message;
+  }
+
+  function apiUrl() {
+    var config = window.SSLNOTIFY_CONFIG;
+    if (!config || typeof config.apiUrl !== "string" || !config.apiUrl) {
+      throw new ApiError(0, "NoConfig",
+        "This site is missing its configuration (config.js), so it cannot reach the service.");
+    }
+    return config.apiUrl.replace(/\/+$/, "");
+  }
+
+  /* Call the API; resolve with the JSON answer, reject with an ApiError whose message can be
+   * shown as is. Errors come as {"Code": ..., "Message": ...}. */
+  function request(method, path, options) {
+    options = options || {};
+    return new Promise(function (resolve, reject) {
+      var url;
+      try {
+        url = apiUrl() + path;
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      if (options.query) {
+        url += "?" + $.param(options.query);
+      }
+      var settings = { url: url, method: method, dataType: "json", timeout: 30000 };
+      if (options.json !== undefined) {
+        settings.contentType = "application/json";
+        settings.data = JSON.stringify(options.json);
+      }
+      $.ajax(settings).done(function (data) {
+        resolve(data || {});
+      }).fail(function (xhr, textStatus) {
+        reject(toApiError(xhr, textStatus));
+      });
+    });
+  }
+
+  function toApiError(xhr, textStatus) {
+    var body = xhr.responseJSON;
+    if (body && typeof body.Message === "string") {
+      return new ApiError(xhr.status, String(body.Code || "Error"), body.Message);
+    }
+    if (xhr.status === 0) {
+      var why = textStatus === "timeout" ? "The service took too long to answer."
+        : "Could not reach the sslnotify service.";
+      return new ApiError(0, "NetworkError", why + " Check your connection and try again.");
+    }
+    if (xhr.status === 429) {
+      return new ApiError(429, "TooManyRequests",
+        "Too many requests from your address. Wait a minute and try again.");
+    }
+    return new ApiError(xhr.status, "Error",
+      "The service answered with an error (HTTP " + xhr.status + "). Try again later.");
+  }
+
+  /* Read a target as people type or paste it: "example.com", "example.com:8443",
+   * "https://example.com:8443/path", "[2001:db8::1]:443", "bücher.example".
+   * Returns {host, port (number or null), text (HOST[:PORT] for the API)} or {error}. */
+  function parseTarget(input) {
+    var text = $.trim(String(input || ""));
+    if (!text) {
+      return { error: "Enter a host name, for example example.com." };
+    }
+    text = text.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ""); // a pasted URL's scheme
+    text = text.split(/[/?#]/)[0]; // and its path, query or fragment
+    text = text.replace(/^[^@]*@/, ""); // and any user:password@
+    var host = text;
+    var port = null;
+    var bracketed = /^\[([^\]]+)\](?::(\d*))?$/.exec(text);
+    if (bracketed) {
+      host = bracketed[1];
+      port = bracketed[2] === undefined ? null : bracketed[2];
+    } else if ((text.match(/:/g) || []).length === 1) {
+      host = text.split(":")[0];
+      port = text.split(":")[1];
+    }
+    host = host.replace(/\.$/, "").toLowerCase();
+    if (!host || /\s/.test(host)) {
+      return { error: "That does not look like a host name. Enter a name like example.com." };
+    }
+    if (port !== null) {
+      if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+        return { error: "The port must be a number from 1 to 65535." };
+      }
+      port = Number(port);
+    }
+    var shown = host.indexOf(":") >= 0 ? "[" + host + "]" : host;
+    return { host: host, port: port, text: port === null ? shown : shown + ":" + port };
+  }
+
+  /* Return an error message for a days value, or "" when it is acceptable. */
+  function daysError(value) {
+    var text = $.trim(String(value));
+    if (!/^\d+$/.test(text) || Number(text) < LIMITS.daysMin || Number(text) > LIMITS.daysMax) {
+      return "Days must be a whole number from " + LIMITS.daysMin + " to " + LIMITS.daysMax + ".";
+    }
+    return "";
+  }
+
+  function emailError(value) {
+    var text = $.trim(String(value));
+    if (!text) {
+      return "Enter your email address.";
+    }
+    if (text.length > LIMITS.email) {
+      return "The email address is too long (at most " + LIMITS.email + " characters).";
+    }
+    if (!EMAIL_PATTERN.test(text)) {
+      return "That does not look like an email address.";
+    }
+    return "";
+  }
+
+  /* Show a message in a live region, as text. kind is one of success, danger, warning, info. */
+  function showMessage($element, kind, text) {
+    $element.removeClass("alert-success alert-danger alert-warning alert-info d-none")
+      .addClass("alert alert-" + kind)
+      .text(text);
+  }
+
+  function clearMessage($element) {
+    $element.addClass("d-none").text("");
+  }
+
+  /* Mark a field invalid (or valid again) with its message, wired for screen readers. */
+  function setFieldError($input, message) {
+    var $feedback = $("#" + $input.attr("id") + "-error");
+    $input.toggleClass("is-invalid", Boolean(message)).attr("aria-invalid", message ? "true" : null);
+    $feedback.text(message || "");
+  }
+
+  function queryParam(name) {
+    return new URLSearchParams(window.location.search).get(name);
+  }
+
+  /* Carry out the action of a link from an email (confirm, unsubscribe): read user and uuid
+   * from the query string, call the API, and say what happened. The message stays on the page
+   * (no redirect timer) with a link home next to it. */
+  function followEmailLink(method, texts) {
+    var $outcome = $("#outcome");
+    var user = queryParam("user");
+    var token = queryParam("uuid");
+    if (!user || !token) {
+      showMessage($outcome, "warning", texts.incomplete);
+      return Promise.resolve();
+    }
+    $("#link-subject").text("For " + user);
+    return request(method, "/user/" + encodeURIComponent(user), { query: { uuid: token } })
+      .then(function (answer) {
+        showMessage($outcome, "success", answer.Message || texts.done);
+      }, function (error) {
+        showMessage($outcome, "danger", error.message);
+      });
+  }
+
+  window.sslnotify = {
+    LIMITS: LIMITS,
+    ApiError: ApiError,
+    request: request,
+    parseTarget: parseTarget,
+    daysError: daysError,
+    emailError: emailError,
+    showMessage: showMessage,
+    clearMessage: clearMessage,
+    setFieldError: setFieldError,
+    queryParam: queryParam,
+    followEmailLink: followEmailLink
+  };
+})(window, jQuery);

@@ -1,0 +1,281 @@
+/* The home page: check a certificate now and show the result; subscribe to reminders.
+ * Everything that comes from the API or from the visitor is inserted with .text(). */
+(function ($, sslnotify) {
+  "use strict";
+
+  // Status in words and colour (never colour alone). Contrast: Bootstrap's text-bg-* pairs.
+  var STATUSES = {
+    ok: { label: "OK", css: "text-bg-success" },
+    expiring: { label: "Expiring soon", css: "text-bg-warning" },
+    invalid: { label: "Invalid", css: "text-bg-danger" },
+    error: { label: "Could not check", css: "text-bg-secondary" }
+  };
+
+  // DESIGN 3.1's problem codes, each in plain words with what to do about it.
+  var ADVICE = {
+    expiring: ["Expires soon",
+      "Renew the certificate before it expires. If renewal is automatic (certbot, an ACME " +
+      "client, your host), check that the renewal job still runs and that the server reloads " +
+      "the new certificate."],
+    chain_expiring: ["An intermediate certificate expires soon",
+      "Your server sends an intermediate certificate that runs out soon. Download the current " +
+      "chain from your certificate authority and install the full chain with your certificate."],
+    expired: ["Expired",
+      "Visitors already see a security warning. Renew the certificate and reload the server now."],
+    not_yet_valid: ["Not valid yet",
+      "The certificate's start date is in the future. Check the server's clock, or install the " +
+      "certificate again once it becomes valid."],
+    hostname_mismatch: ["Wrong name",
+      "The certificate does not cover this host name. Get a certificate that lists this name, or " +
+      "check that the server picks the right certificate for it (SNI)."],
+    untrusted: ["Not trusted",
+      "Browsers cannot link this certificate to a trusted authority. Install the intermediate " +
+      "certificates (the full chain), or use a certificate from a publicly trusted authority."],
+    self_signed: ["Self-signed",
+      "The certificate signs itself, so browsers do not trust it. Use one from a public " +
+      "authority such as Let's Encrypt."],
+    weak_signature: ["Weak signature",
+      "The certificate is signed with MD5 or SHA-1, which browsers reject. Have it reissued " +
+      "with SHA-256."],
+    weak_key: ["Weak key",
+      "The key is too short. Reissue the certificate with an RSA key of at least 2048 bits or an " +
+      "EC key of at least 256 bits."],
+    dns_error: ["Name not found",
+      "The host name does not resolve. Check the spelling and your DNS records."],
+    connect_error: ["Could not connect",
+      "Nothing accepted the connection. Check the port, that the server is running, and that " +
+      "the firewall lets connections in."],
+    timeout: ["No answer in time",
+      "The server did not answer in time. Check that it is reachable from the internet and not " +
+      "overloaded, then try again."],
+    tls_error: ["TLS handshake failed",
+      "The connection worked but TLS did not. Check that this port serves HTTPS (TLS) and the " +
+      "server's TLS settings."]
+  };
+
+  var $form = $("#check-form");
+  var $host = $("#host");
+  var $days = $("#days");
+  var $auto = $("#auto");
+  var $status = $("#check-status");
+  var $checking = $("#checking");
+  var $result = $("#result");
+  var remindModal = null; // created on first use: Bootstrap's Modal needs the element in place
+
+  /* Read and check the form; mark the fields; return {target, days} or null. */
+  function readForm() {
+    var target = sslnotify.parseTarget($host.val());
+    sslnotify.setFieldError($host, target.error || "");
+    var days = $auto.is(":checked") ? "auto" : $.trim($days.val());
+    var error = days === "auto" ? "" : sslnotify.daysError(days);
+    sslnotify.setFieldError($days, error);
+    if (target.error) {
+      $host.trigger("focus");
+      return null;
+    }
+    if (error) {
+      $days.trigger("focus");
+      return null;
+    }
+    return { target: target, days: days };
+  }
+
+  function check(event) {
+    event.preventDefault();
+    var input = readForm();
+    if (!input) {
+      return;
+    }
+    var query = { days: input.days };
+    if (input.target.port !== null) {
+      query.port = input.target.port;
+    }
+    sslnotify.clearMessage($status);
+    $result.addClass("d-none");
+    $checking.removeClass("d-none");
+    $("#check-button").prop("disabled", true);
+    sslnotify.request("GET", "/check/" + encodeURIComponent(input.target.host), { query: query })
+      .then(showResult, function (error) {
+        sslnotify.showMessage($status, "danger", error.message);
+      })
+      .then(function () {
+        $checking.addClass("d-none");
+        $("#check-button").prop("disabled", false);
+      });
+  }
+
+  function formatDates(iso) {
+    var date = new Date(iso);
+    if (!iso || isNaN(date.getTime())) {
+      return { local: "unknown", utc: "" };
+    }
+    var local = date.toLocaleString(undefined, {
+      dateStyle: "full", timeStyle: "short", timeZoneName: "short"
+    });
+    var utc = date.toISOString().replace("T", " ").replace(/:\d\d\.\d+Z$/, " UTC");
+    return { local: local + " (your time)", utc: utc };
+  }
+
+  function daysText(days) {
+    if (days === null || days === undefined) {
+      return "unknown (no certificate was obtained)";
+    }
+    if (days < 0) {
+      return "expired " + -days + (days === -1 ? " day" : " days") + " ago";
+    }
+    return days + (days === 1 ? " day" : " days");
+  }
+
+  function showResult(result) {
+    var status = STATUSES[result.status] || STATUSES.error;
+    var hostShown = result.port && result.port !== 443 ? result.host + ":" + result.port
+      : result.host;
+    $("#result-header").attr("class", "card-header " + status.css);
+    $("#result-title").text(status.label + ": " + hostShown);
+    $result.attr("data-status", result.status);
+    $("#result-sentence").text(result.response || "");
+    $("#result-days").text(daysText(result.daysLeft));
+    var dates = formatDates(result.notAfter);
+    $("#result-expiry-local").text(dates.local);
+    $("#result-expiry-utc").text(dates.utc);
+    $("#result-threshold").text(result.toleranceMode === "auto"
+      ? result.daysTolerance + " days (auto: a third of this certificate's lifetime)"
+      : result.daysTolerance + " days");
+    $("#result-issuer").text(result.issuedBy || "unknown");
+    var $names = $("#result-names").empty();
+    $.each(result.validHosts || [], function (_, name) {
+      $names.append($("<li>").text(name));
+    });
+    if (!(result.validHosts || []).length) {
+      $names.append($("<li>").text("none"));
+    }
+    $("#result-checked").text(formatDates(result.checkedAt).local);
+    showProblems(result.problems || []);
+    showChain(result.chain || [], result.earliestExpiry);
+    $result.removeClass("d-none");
+  }
+
+  function showProblems(problems) {
+    var $list = $("#result-problems").empty();
+    $.each(problems, function (_, problem) {
+      var advice = ADVICE[problem.code] || [problem.code, ""];
+      var $item = $("<li>").addClass("problem mb-3").attr("data-code", problem.code);
+      $item.append($("<strong>").text(advice[0]));
+      if (problem.message) {
+        $item.append($("<div>").text(problem.message));
+      }
+      if (advice[1]) {
+        $item.append($("<div>").addClass("text-body-secondary").text("What to do: " + advice[1]));
+      }
+      $list.append($item);
+    });
+    $("#result-problems-block").toggleClass("d-none", problems.length === 0);
+  }
+
+  function showChain(chain, earliest) {
+    var $list = $("#result-chain").empty();
+    var marked = false;
+    $.each(chain, function (_, certificate) {
+      var dates = formatDates(certificate.notAfter);
+      var $item = $("<li>").addClass("list-group-item chain-entry");
+      var isEarliest = !marked && earliest && certificate.notAfter === earliest.notAfter &&
+        (!earliest.subject || earliest.subject === certificate.subject);
+      $item.append($("<div>").addClass("fw-semibold").text(certificate.subject || "(no subject)"));
+      $item.append($("<div>").addClass("small").text("Issued by " + (certificate.issuer || "?")));
+      $item.append($("<div>").addClass("small").text("Expires " + dates.utc));
+      if (isEarliest) {
+        marked = true;
+        $item.addClass("chain-earliest");
+        $item.append($("<span>").addClass("badge text-bg-warning mt-1")
+          .text("Expires first (" + daysText(earliest.daysLeft) + ")"));
+      }
+      $list.append($item);
+    });
+    $("#result-chain-block").toggleClass("d-none", chain.length === 0);
+  }
+
+  /* Say exactly what subscribing will do, with the visitor's own values, as text. */
+  function updateSummary() {
+    var input = readFormQuietly();
+    var email = $.trim($("#email").val()) || "your address";
+    var when = !input ? "" : input.days === "auto"
+      ? "is within a third of its lifetime of expiring"
+      : "has fewer than " + input.days + (input.days === "1" ? " day" : " days") + " left";
+    $("#remind-summary").text(input
+      ? "We'll email you at " + email + " when the certificate of " + input.target.text + " " +
+        when + ", and every day after that until it is renewed."
+      : "");
+  }
+
+  function readFormQuietly() {
+    var target = sslnotify.parseTarget($host.val());
+    var days = $auto.is(":checked") ? "auto" : $.trim($days.val());
+    if (target.error || (days !== "auto" && sslnotify.daysError(days))) {
+      return null;
+    }
+    return { target: target, days: days };
+  }
+
+  function openReminder() {
+    if (!readForm()) {
+      return;
+    }
+    remindModal = remindModal || new bootstrap.Modal(document.getElementById("remind-modal"));
+    sslnotify.clearMessage($("#remind-status"));
+    $("#remind-submit").prop("disabled", false);
+    updateSummary();
+    remindModal.show();
+  }
+
+  function subscribe(event) {
+    event.preventDefault();
+    var input = readForm();
+    var $email = $("#email");
+    var error = sslnotify.emailError($email.val());
+    sslnotify.setFieldError($email, error);
+    if (error) {
+      $email.trigger("focus");
+      return;
+    }
+    if (!input) {
+      return;
+    }
+    var $status = $("#remind-status");
+    var $submit = $("#remind-submit").prop("disabled", true);
+    sslnotify.showMessage($status, "info", "Sending…");
+    var path = "/user/" + encodeURIComponent($.trim($email.val()));
+    sslnotify.request("PUT", path, { query: { domain: input.target.text, days: input.days } })
+      .then(function (answer) {
+        sslnotify.showMessage($status, "success", answer.Message ||
+          "Check your inbox: we sent a confirmation email. Click its link within 48 hours.");
+      }, function (failure) {
+        sslnotify.showMessage($status, "danger", failure.message);
+        $submit.prop("disabled", false);
+      });
+  }
+
+  $form.on("submit", check);
+  $("#remind-button").on("click", openReminder);
+  $("#remind-form").on("submit", subscribe);
+  $("#email").on("input", updateSummary);
+  $("#remind-modal").on("shown.bs.modal", function () {
+    $("#email").trigger("focus");
+  });
+  $auto.on("change", function () {
+    $days.prop("disabled", $auto.is(":checked"));
+    sslnotify.setFieldError($days, "");
+  });
+
+  // A link such as index.html?host=example.com fills the form and checks at once.
+  var linked = sslnotify.queryParam("host");
+  if (linked) {
+    $host.val(linked);
+    var linkedDays = sslnotify.queryParam("days");
+    if (linkedDays === "auto") {
+      $auto.prop("checked", true).trigger("change");
+    } else if (linkedDays) {
+      $days.val(linkedDays);
+    }
+    $form.trigger("submit");
+  }
+})(jQuery, window.sslnotify);
