@@ -20,9 +20,10 @@ import signal
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,12 +74,36 @@ def server_context(chain_file: Path) -> ssl.SSLContext:
     return context
 
 
+@dataclass
+class Stats:
+    """What the servers saw since the last reading: connections, first opened, last closed.
+
+    A server cannot count completed handshakes: a probe that aborts right after its side of
+    the handshake resets the connection before the server reads the client's Finished.
+    """
+
+    connections: int = 0
+    first_connection: float | None = None
+    last_close: float | None = None
+
+    def connected(self) -> None:
+        """Count a connection (wall clock, so the parent can line it up with its own)."""
+        self.connections += 1
+        if self.first_connection is None:
+            self.first_connection = time.time()
+
+    def closed(self) -> None:
+        """Note when a connection ended."""
+        self.last_close = time.time()
+
+
 class DelayedTLS(asyncio.Protocol):
     """Accept a connection, wait `latency` seconds, then run the TLS handshake and hold on."""
 
-    def __init__(self, context: ssl.SSLContext, latency: float):
+    def __init__(self, context: ssl.SSLContext, latency: float, stats: Stats):
         self.context = context
         self.latency = latency
+        self.stats = stats
         self.transport: asyncio.BaseTransport | None = None
         self.task: asyncio.Task | None = None
 
@@ -86,6 +111,7 @@ class DelayedTLS(asyncio.Protocol):
         # Leave the ClientHello in the kernel buffer until the handshake starts.
         transport.pause_reading()
         self.transport = transport
+        self.stats.connected()
         self.task = asyncio.get_running_loop().create_task(self._handshake())
 
     async def _handshake(self) -> None:
@@ -109,6 +135,7 @@ class DelayedTLS(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.stats.closed()
         if self.task and not self.task.done():
             self.task.cancel()
 
@@ -116,18 +143,29 @@ class DelayedTLS(asyncio.Protocol):
 async def _serve(kinds: list[str], files: dict[str, str], latency: float) -> None:
     loop = asyncio.get_running_loop()
     contexts = {kind: server_context(Path(files[kind])) for kind in set(kinds)}
+    stats = [Stats()]
     servers = []
     for kind in kinds:
         context = contexts[kind]
         servers.append(
             await loop.create_server(
-                lambda context=context: DelayedTLS(context, latency), HOST, 0, backlog=1024
+                lambda context=context: DelayedTLS(context, latency, stats[0]),
+                HOST,
+                0,
+                backlog=1024,
             )
         )
     ports = [server.sockets[0].getsockname()[1] for server in servers]
     print(json.dumps({"ports": ports}), flush=True)
+
+    def report() -> None:
+        # SIGUSR1: print the stats since the last reading as one JSON line, and start afresh.
+        print(json.dumps(asdict(stats[0])), flush=True)
+        stats[0] = Stats()
+
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, report)
     await stop.wait()
 
 
@@ -159,6 +197,20 @@ class Endpoints:
     def pids(self) -> list[int]:
         """Return the server processes' ids."""
         return [process.pid for process in self.processes]
+
+    def stats(self) -> Stats:
+        """Return what every server saw since the last call (and reset their counts)."""
+        total = Stats()
+        for process in self.processes:
+            process.send_signal(signal.SIGUSR1)
+        for process in self.processes:
+            seen = Stats(**json.loads(process.stdout.readline()))
+            total.connections += seen.connections
+            firsts = [t for t in (total.first_connection, seen.first_connection) if t]
+            lasts = [t for t in (total.last_close, seen.last_close) if t]
+            total.first_connection = min(firsts) if firsts else None
+            total.last_close = max(lasts) if lasts else None
+        return total
 
     @classmethod
     @contextmanager
