@@ -7,12 +7,31 @@ and every batch fits an asynchronous Lambda payload (256 KB).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from chalicelib.errors import PayloadError
 
 ASYNC_PAYLOAD_LIMIT = 256 * 1024
 # Room for the envelope ({"action": …, "day": …}) and a little slack.
 PAYLOAD_BUDGET = ASYNC_PAYLOAD_LIMIT - 4 * 1024
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class SweepStepFailed(RuntimeError):
+    """A step of the sweep failed and should run again.
+
+    Deliberately not an SslnotifyError: dispatch() lets it propagate, so AWS retries
+    the asynchronous invocation (the sweep's steps are idempotent per day).
+    """
+
+
+def require_day(day: Any) -> str:
+    """Return a sweep day (an ISO date, UTC) or refuse the payload."""
+    if not isinstance(day, str) or not _DAY.fullmatch(day):
+        raise PayloadError("day must be a date like 2026-11-27")
+    return day
 
 
 def json_size(value: Any) -> int:

@@ -7,7 +7,6 @@ is what keeps an email to one per day however often AWS retries an invocation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -18,19 +17,13 @@ from chalicelib import aws
 from chalicelib.alerting import CheckState, decide
 from chalicelib.errors import PayloadError
 from chalicelib.logs import get_logger
+from chalicelib.sweep import require_day
 
 logger = get_logger(__name__)
 
 TABLE = "checkstate"
 BATCH_GET_LIMIT = 100
 SENT_FIELD = {"alert": "alert_sent_day", "fixed": "fixed_sent_day"}
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _require_day(day: Any) -> str:
-    if not isinstance(day, str) or not _DAY.fullmatch(day):
-        raise PayloadError("day must be a date like 2026-11-27")
-    return day
 
 
 def _require_key(item: Any) -> tuple[str, str]:
@@ -72,7 +65,7 @@ def record_results(day: str, results: list[dict[str, Any]]) -> list[dict[str, An
     Idempotent per day: a second call for the same day writes nothing and returns
     the same notifications (the mailer's claims then stop a second email).
     """
-    _require_day(day)
+    require_day(day)
     if not isinstance(results, list):
         raise PayloadError("results must be a list")
     entries = []
@@ -127,7 +120,7 @@ def claim_notification(day: str, subscriber: str, target: str, kind: str) -> boo
                 "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day)"
             ),
             ExpressionAttributeNames={"#sent": field},
-            ExpressionAttributeValues={":day": _require_day(day)},
+            ExpressionAttributeValues={":day": require_day(day)},
         )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -145,7 +138,7 @@ def release_notification(day: str, subscriber: str, target: str, kind: str) -> b
             UpdateExpression="REMOVE #sent",
             ConditionExpression="#sent = :day",
             ExpressionAttributeNames={"#sent": field},
-            ExpressionAttributeValues={":day": _require_day(day)},
+            ExpressionAttributeValues={":day": require_day(day)},
         )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -178,7 +171,7 @@ def _since_epoch(value: Any) -> float | None:
 
 def report_counts(day: str, since: str) -> dict[str, Any]:
     """Count the day's checks and notifications, and list suppressions recorded since `since`."""
-    _require_day(day)
+    require_day(day)
     since_epoch = _since_epoch(since)
     if since_epoch is None:
         raise PayloadError("since must be an ISO 8601 time")
@@ -206,9 +199,18 @@ def report_counts(day: str, since: str) -> dict[str, Any]:
     return {**counts, "suppressions": suppressions}
 
 
+def is_suppressed(subscriber: str) -> bool:
+    """Tell whether an address (by pseudonym) bounced or complained: then it gets no mail."""
+    if not isinstance(subscriber, str) or not subscriber:
+        raise PayloadError("subscriber must be a pseudonym")
+    item = aws.table("suppression").get_item(Key={"subscriber": subscriber}).get("Item")
+    return item is not None
+
+
 ACTIONS = {
     "record_results": record_results,
     "claim_notification": claim_notification,
     "release_notification": release_notification,
     "report_counts": report_counts,
+    "is_suppressed": is_suppressed,
 }

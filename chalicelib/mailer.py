@@ -1,0 +1,219 @@
+"""Send sslnotify's emails with SES: paced to the account's rate, suppression respected.
+
+Subscriber notifications are claimed (a conditional write in data) before they are sent
+and released when sending fails, so AWS's retry of the invocation sends exactly what is
+still unsent. Addresses are opened from their sealed form only here, only to send;
+logs carry pseudonyms.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from email.message import EmailMessage as MimeMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws, emails
+from chalicelib.config import Settings, get_settings
+from chalicelib.errors import PayloadError
+from chalicelib.invoke import invoke
+from chalicelib.logs import get_logger
+from chalicelib.privacy import AddressVault
+
+logger = get_logger(__name__)
+
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "MaxSendRateExceeded"}
+)
+OUTCOMES = ("sent", "already_sent", "suppressed", "unsubscribed", "failed", "throttled")
+SEND_ATTEMPTS = 6
+BACKOFF_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 8.0
+
+
+class DeliveryFailed(RuntimeError):
+    """Some emails of a batch were not sent; their claims are released for the retry.
+
+    Deliberately not an SslnotifyError: dispatch() lets it propagate, so AWS retries
+    the asynchronous invocation instead of recording a handled answer.
+    """
+
+
+class Throttled(RuntimeError):
+    """SES kept refusing a message for the send rate after every backoff."""
+
+
+class Pacer:
+    """Space calls so that at most `rate` happen per second."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+
+    def wait(self) -> None:
+        """Block until the next call is allowed."""
+        now = self._clock()
+        if now < self._next:
+            self._sleep(self._next - now)
+            now = self._next
+        self._next = now + self._interval
+
+
+def to_mime(message: emails.EmailMessage, sender: str) -> bytes:
+    """Return the raw MIME bytes of a rendered email (text with an HTML alternative)."""
+    mime = MimeMessage()
+    mime["From"] = sender
+    mime["To"] = message.to
+    mime["Subject"] = message.subject
+    mime["Date"] = formatdate(usegmt=True)
+    mime["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
+    if message.reply_to:
+        mime["Reply-To"] = message.reply_to
+    for name, value in message.headers:
+        mime[name] = value
+    mime.set_content(message.text)
+    mime.add_alternative(message.html, subtype="html")
+    return mime.as_bytes()
+
+
+class Mailer:
+    """Render and send every kind of email, one batch per invocation."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
+    ):
+        self.settings = settings or get_settings()
+        self.vault = AddressVault(self.settings.require_secret())
+        self._sleep = sleep
+        self.pacer = pacer or Pacer(self.settings.ses_send_rate, sleep=sleep)
+
+    def deliver(self, message: emails.EmailMessage) -> str:
+        """Send one rendered email at the paced rate, backing off while SES throttles."""
+        raw = to_mime(message, self.settings.sender)
+        arguments: dict[str, Any] = {
+            "Source": self.settings.sender,
+            "Destinations": [message.to],
+            "RawMessage": {"Data": raw},
+            "Tags": [{"Name": "emailType", "Value": message.kind}],
+        }
+        if self.settings.ses_configuration_set:
+            arguments["ConfigurationSetName"] = self.settings.ses_configuration_set
+        for attempt in range(SEND_ATTEMPTS):
+            self.pacer.wait()
+            try:
+                return aws.client("ses").send_raw_email(**arguments)["MessageId"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in THROTTLING_CODES:
+                    raise
+                delay = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2**attempt)
+                logger.warning("ses throttled", kind=message.kind, attempt=attempt + 1)
+                self._sleep(delay * (0.5 + random.random() / 2))
+        raise Throttled(f"SES throttled a {message.kind} email {SEND_ATTEMPTS} times")
+
+    def _suppressed(self, pseudonym: str) -> bool:
+        return bool(invoke("data", {"action": "is_suppressed", "subscriber": pseudonym}, True))
+
+    def send_confirmation(self, email: str, target: str, tolerance: str, token: str) -> dict:
+        """Send the double opt-in email, unless the address bounced or complained before."""
+        pseudonym = self.vault.pseudonym(email)
+        if self._suppressed(pseudonym):
+            logger.info("confirmation skipped: suppressed", subscriber=pseudonym)
+            return {"sent": 0, "suppressed": 1}
+        message = emails.confirmation(self.settings, email, target, str(tolerance), token)
+        self.deliver(message)
+        logger.info("confirmation sent", subscriber=pseudonym, target=target)
+        return {"sent": 1, "suppressed": 0}
+
+    def send_feedback(self, name: str, email: str, message: str) -> dict:
+        """Forward a feedback form to the feedback mailbox."""
+        self.deliver(emails.feedback(self.settings, name, email, message))
+        logger.info("feedback sent", author=self.vault.pseudonym(email))
+        return {"sent": 1}
+
+    def send_report(self, text: str) -> dict:
+        """Mail the daily report to the operator."""
+        self.deliver(emails.report(self.settings, text))
+        logger.info("report sent", characters=len(text))
+        return {"sent": 1}
+
+    def send_notifications(self, day: str, notifications: list[dict[str, Any]]) -> dict:
+        """Send the alerts and fixed emails of a batch, each at most once per day.
+
+        Raises DeliveryFailed after releasing the claims of what could not be sent.
+        """
+        wanted = _validated(notifications)
+        keys = [{"subscriber": n["subscriber"], "target": n["target"]} for n in wanted]
+        found = invoke("data", {"action": "recipients", "keys": keys}, wait=True) or []
+        recipients = {(r["subscriber"], r["target"]): r for r in found}
+        tally = dict.fromkeys(OUTCOMES, 0)
+        for notification in wanted:
+            outcome = self._notify(day, notification, recipients)
+            tally[outcome] += 1
+            if outcome == "throttled":
+                break  # SES keeps refusing: leave the rest to the retry
+        logger.info("notifications processed", day=day, **tally)
+        if tally["failed"] or tally["throttled"]:
+            unsent = len(wanted) - tally["sent"] - tally["already_sent"]
+            raise DeliveryFailed(f"{unsent} notification(s) left for the retry")
+        return tally
+
+    def _notify(
+        self,
+        day: str,
+        notification: Mapping[str, Any],
+        recipients: Mapping[tuple[str, str], Mapping[str, Any]],
+    ) -> str:
+        subscriber, target, kind = (
+            notification["subscriber"],
+            notification["target"],
+            notification["kind"],
+        )
+        recipient = recipients.get((subscriber, target))
+        if recipient is None:
+            return "unsubscribed"
+        if recipient.get("suppressed"):
+            return "suppressed"
+        claim = {"subscriber": subscriber, "target": target, "kind": kind, "day": day}
+        if not invoke("data", {"action": "claim_notification", **claim}, wait=True):
+            return "already_sent"
+        try:
+            address = self.vault.open(recipient["address"], subscriber)
+            render = emails.alert if kind == "alert" else emails.fixed
+            message = render(
+                self.settings, address, recipient["token"], target, notification["result"]
+            )
+            self.deliver(message)
+        except Exception as error:
+            logger.exception("notification not sent", subscriber=subscriber, kind=kind)
+            invoke("data", {"action": "release_notification", **claim}, wait=True)
+            return "throttled" if isinstance(error, Throttled) else "failed"
+        logger.info("notification sent", subscriber=subscriber, target=target, kind=kind)
+        return "sent"
+
+
+def _validated(notifications: Any) -> list[dict[str, Any]]:
+    if not isinstance(notifications, list):
+        raise PayloadError("notifications must be a list")
+    for notification in notifications:
+        if (
+            not isinstance(notification, dict)
+            or not isinstance(notification.get("subscriber"), str)
+            or not isinstance(notification.get("target"), str)
+            or notification.get("kind") not in {"alert", "fixed"}
+            or not isinstance(notification.get("result"), dict)
+        ):
+            raise PayloadError("each notification needs subscriber, target, kind and result")
+    return notifications
