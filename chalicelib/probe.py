@@ -1,0 +1,165 @@
+"""Network only: resolve, connect, handshake, and return the chain the server presented as Evidence.
+
+The probe never verifies anything itself: it accepts any chain (expired, self-signed, weak) so the
+evaluation can say what is wrong with it. One timeout bounds the whole probe, DNS included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+
+from chalicelib import ssrf
+from chalicelib.errors import TargetNotAllowed
+from chalicelib.targets import Target
+
+DNS_ERROR = "dns_error"
+CONNECT_ERROR = "connect_error"
+TIMEOUT = "timeout"
+TLS_ERROR = "tls_error"
+
+# What an OpenSSL reason means, for a person reading the result.
+_TLS_REASONS = {
+    "WRONG_VERSION_NUMBER": "the server did not answer with TLS (is this a plain HTTP port?)",
+    "UNSUPPORTED_PROTOCOL": "the server only speaks an obsolete TLS version",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "the server only speaks a TLS version this checker refuses",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server refused the TLS handshake",
+    "TLSV1_UNRECOGNIZED_NAME": "the server does not serve this host name (SNI)",
+    "TLSV1_ALERT_INTERNAL_ERROR": "the server failed during the TLS handshake",
+    "NO_SHARED_CIPHER": "the server shares no cipher with this checker",
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a probe saw: the served chain (DER, leaf first), or the failure that stopped it."""
+
+    target: Target
+    checked_at: datetime
+    chain: tuple[bytes, ...] = ()
+    address: str | None = None
+    error: str | None = None  # dns_error, connect_error, timeout or tls_error
+    message: str | None = None
+    refused: bool = False  # the SSRF guard refused the target (error is connect_error then)
+    tls_version: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether a chain was obtained."""
+        return self.error is None and bool(self.chain)
+
+
+@cache
+def client_context() -> ssl.SSLContext:
+    """Return the probe's TLS context: verifies nothing, accepts weak certificates (built once)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    # Level 0, so a server with an RSA-1024 or SHA-1 certificate still hands it over and the
+    # evaluation can name the weakness instead of a handshake failure hiding it.
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+def _failure(target: Target, checked_at: datetime, error: str, message: str, **extra) -> Evidence:
+    return Evidence(target=target, checked_at=checked_at, error=error, message=message, **extra)
+
+
+def _tls_message(error: ssl.SSLError) -> str:
+    reason = getattr(error, "reason", None) or ""
+    if reason in _TLS_REASONS:
+        return _TLS_REASONS[reason]
+    detail = reason.replace("_", " ").lower() if reason else str(error)
+    return f"the TLS handshake failed ({detail})"
+
+
+def _connect_message(error: OSError, address: str, port: int) -> str:
+    where = f"{address} port {port}" if ":" not in address else f"[{address}]:{port}"
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection refused by {where} (nothing listens there)"
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"cannot connect to {where}: {reason}"
+
+
+async def _addresses(target: Target, ip: str | None, allow_private: bool, resolver) -> list[str]:
+    if ip is not None:
+        if not allow_private:
+            ssrf.check_address(ip)
+        return [ip]
+    if allow_private:
+        return await asyncio.to_thread(ssrf.resolve, target, resolver)
+    return await asyncio.to_thread(ssrf.resolve_allowed, target, resolver)
+
+
+async def _connect(addresses: list[str], port: int):
+    last_error: OSError | None = None
+    for address in addresses:
+        try:
+            _reader, writer = await asyncio.open_connection(address, port)
+            return address, writer
+        except OSError as error:
+            last_error = error
+            failed_address = address
+    assert last_error is not None
+    raise _ConnectFailed(_connect_message(last_error, failed_address, port))
+
+
+class _ConnectFailed(Exception):
+    pass
+
+
+async def probe(
+    target: Target,
+    *,
+    ip: str | None = None,
+    timeout: float = 10.0,
+    allow_private: bool = True,
+    resolver: ssrf.Resolver | None = None,
+) -> Evidence:
+    """Fetch the chain `target` presents; connect to `ip` instead of resolving when given.
+
+    With allow_private False the SSRF guard approves the addresses first and the connection goes
+    to exactly those. Never raises for a network failure: the failure is in the Evidence.
+    """
+    checked_at = datetime.now(UTC)
+    phase = "resolving the name"
+    address: str | None = None
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            addresses = await _addresses(target, ip, allow_private, resolver)
+            phase = "connecting"
+            address, writer = await _connect(addresses, target.port)
+            phase = "waiting for the TLS handshake"
+            await writer.start_tls(client_context(), server_hostname=target.host_ascii)
+            ssl_object = writer.get_extra_info("ssl_object")
+            chain = tuple(ssl_object.get_unverified_chain() or ())
+            version = ssl_object.version()
+    except TargetNotAllowed as error:
+        return _failure(target, checked_at, CONNECT_ERROR, error.message, refused=True)
+    except ssrf.ResolutionFailed as error:
+        return _failure(target, checked_at, DNS_ERROR, error.message)
+    except TimeoutError:
+        message = f"no answer within {timeout:g} s while {phase}"
+        return _failure(target, checked_at, TIMEOUT, message, address=address)
+    except _ConnectFailed as error:
+        return _failure(target, checked_at, CONNECT_ERROR, str(error))
+    except ssl.SSLError as error:
+        return _failure(target, checked_at, TLS_ERROR, _tls_message(error), address=address)
+    except (ConnectionError, EOFError, asyncio.IncompleteReadError):
+        message = "the server closed the connection during the TLS handshake"
+        return _failure(target, checked_at, TLS_ERROR, message, address=address)
+    except OSError as error:
+        message = f"the connection failed during the TLS handshake ({error})"
+        return _failure(target, checked_at, TLS_ERROR, message, address=address)
+    finally:
+        if writer is not None:
+            writer.transport.abort()
+    if not chain:
+        return _failure(target, checked_at, TLS_ERROR, "the server sent no certificate")
+    return Evidence(
+        target=target, checked_at=checked_at, chain=chain, address=address, tls_version=version
+    )
