@@ -431,7 +431,9 @@ def evaluate(
     if not path.verified:
         problems.append(Problem("untrusted", path.reason or "no path to a trusted root"))
     if is_self_signed(leaf):
-        problems.append(Problem("self_signed", "the certificate is signed by itself"))
+        problems.append(
+            Problem("self_signed", "the certificate signs itself instead of being issued by a CA")
+        )
     weak_signature = _signature_weakness(leaf)
     if weak_signature:
         problems.append(Problem("weak_signature", weak_signature))

@@ -7,6 +7,7 @@ have their own problem codes, so an expired certificate from a trusted CA still 
 from __future__ import annotations
 
 import ssl
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -16,6 +17,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from chalicelib.errors import BadInput
 
@@ -46,11 +48,8 @@ class TrustStore:
 
     @classmethod
     def from_pem(cls, *blobs: bytes) -> TrustStore:
-        """Build a store from PEM bundles."""
-        anchors: list[x509.Certificate] = []
-        for blob in blobs:
-            anchors.extend(x509.load_pem_x509_certificates(blob) if blob.strip() else [])
-        return cls(anchors=tuple(anchors))
+        """Build a store from PEM bundles, skipping certificates that cannot be read."""
+        return cls(anchors=tuple(anchor for blob in blobs for anchor in _read_pem(blob)))
 
     def contains(self, certificate: x509.Certificate) -> bool:
         """Tell whether this exact certificate is a trust anchor."""
@@ -64,12 +63,29 @@ class TrustStore:
         return len(self.anchors)
 
 
+_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+
+
+def _read_pem(blob: bytes) -> list[x509.Certificate]:
+    # One by one: a single odd root in a system bundle must not cost every other root.
+    certificates = []
+    for part in blob.split(_PEM_BEGIN)[1:]:
+        try:
+            with warnings.catch_warnings():
+                # Some system roots have negative serials; cryptography warns but reads them.
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                certificates.append(x509.load_pem_x509_certificate(_PEM_BEGIN + part))
+        except ValueError:
+            continue
+    return certificates
+
+
 def read_bundle(path: str | Path) -> bytes:
     """Read a PEM bundle of extra roots; raise BadInput when it is missing or holds none."""
     try:
         blob = Path(path).read_bytes()
-        if not x509.load_pem_x509_certificates(blob):
-            raise ValueError("no certificate")
+        if not _read_pem(blob):
+            raise ValueError("it holds no PEM certificate")
     except (OSError, ValueError) as error:
         raise BadInput(f"cannot use CA file {path}: {error}") from error
     return blob
@@ -219,7 +235,7 @@ def _why_untrusted(served: Sequence[x509.Certificate]) -> str:
     """Explain in words why the served chain reaches no anchor."""
     leaf = served[0]
     if is_self_signed(leaf):
-        return "the certificate is self-signed and not trusted"
+        return "the certificate is self-signed, and not in the trust store"
     current, used = leaf, [leaf]
     while True:
         issuer = next(

@@ -1,0 +1,127 @@
+"""Check many targets concurrently: probe each (target, ip) once, then evaluate per request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib import ssrf
+from chalicelib.config import get_settings
+from chalicelib.errors import TargetNotAllowed
+from chalicelib.evaluate import DEFAULT_TOLERANCE, CheckResult, evaluate
+from chalicelib.probe import Evidence, probe
+from chalicelib.targets import Target, parse_target
+from chalicelib.trust import TrustStore, default_trust
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """One target to check with its tolerance (days or "auto"), optionally at a given address."""
+
+    target: Target
+    tolerance: int | str = DEFAULT_TOLERANCE
+    ip: str | None = None
+
+
+def _settings_default(value, name: str):
+    return getattr(get_settings(), name) if value is None else value
+
+
+async def gather_evidence(
+    targets: Sequence[Target],
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    allow_private: bool | None = None,
+    ip: str | None = None,
+    resolver: ssrf.Resolver | None = None,
+) -> list[Evidence]:
+    """Probe every target concurrently (at most `concurrency` at once); one Evidence per target.
+
+    Never raises for a network failure. A target the SSRF guard refuses (unless allow_private)
+    yields Evidence with error "connect_error" and `refused=True`. Each probe's timeout starts
+    when it gets a slot, so a slow target delays no other beyond its own timeout.
+    Defaults come from the settings (check_timeout, probe_concurrency, allow_private_targets).
+    """
+    timeout = _settings_default(timeout, "check_timeout")
+    allow_private = _settings_default(allow_private, "allow_private_targets")
+    slots = asyncio.Semaphore(max(1, _settings_default(concurrency, "probe_concurrency")))
+
+    async def one(target: Target) -> Evidence:
+        async with slots:
+            return await probe(
+                target, ip=ip, timeout=timeout, allow_private=allow_private, resolver=resolver
+            )
+
+    return list(await asyncio.gather(*(one(target) for target in targets)))
+
+
+def _request(item: CheckRequest | Target) -> CheckRequest:
+    return item if isinstance(item, CheckRequest) else CheckRequest(target=item)
+
+
+async def check_many(
+    requests: Sequence[CheckRequest | Target],
+    *,
+    now: datetime | None = None,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    allow_private: bool | None = None,
+    trust: TrustStore | None = None,
+    resolver: ssrf.Resolver | None = None,
+) -> list[CheckResult]:
+    """Check every request concurrently; return the results in the order of the requests.
+
+    Requests for the same target and address share one probe. `now` (default: when each probe
+    ran) is the moment the certificates are judged at; `trust` defaults to the system roots
+    plus SSLNOTIFY_CA_BUNDLE.
+    """
+    items = [_request(item) for item in requests]
+    trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
+    by_address: dict[str | None, list[Target]] = {}
+    for item in items:
+        pending = by_address.setdefault(item.ip, [])
+        if item.target not in pending:
+            pending.append(item.target)
+    evidence: dict[tuple[Target, str | None], Evidence] = {}
+    gathered = await asyncio.gather(
+        *(
+            gather_evidence(
+                targets,
+                timeout=timeout,
+                concurrency=concurrency,
+                allow_private=allow_private,
+                ip=ip,
+                resolver=resolver,
+            )
+            for ip, targets in by_address.items()
+        )
+    )
+    for (ip, targets), found in zip(by_address.items(), gathered, strict=True):
+        evidence.update(((target, ip), seen) for target, seen in zip(targets, found, strict=True))
+    return [evaluate(evidence[item.target, item.ip], now, item.tolerance, trust) for item in items]
+
+
+def check_target(
+    text: str,
+    tolerance: int | str = DEFAULT_TOLERANCE,
+    *,
+    allow_private: bool | None = None,
+    timeout: float | None = None,
+    trust: TrustStore | None = None,
+    now: datetime | None = None,
+    resolver: ssrf.Resolver | None = None,
+) -> CheckResult:
+    """Check one target typed by a user, now; raise BadInput or TargetNotAllowed for bad targets."""
+    target = parse_target(text)
+    timeout = _settings_default(timeout, "check_timeout")
+    allow_private = _settings_default(allow_private, "allow_private_targets")
+    trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
+    evidence = asyncio.run(
+        probe(target, timeout=timeout, allow_private=allow_private, resolver=resolver)
+    )
+    if evidence.refused:
+        raise TargetNotAllowed(evidence.message or f"{target.host} may not be checked")
+    return evaluate(evidence, now, tolerance, trust)
