@@ -39,3 +39,18 @@ test: lint
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
+
+# The website (frontend/README.md): `make site` assembles the pages into build/site;
+# `make html-check` validates them with html-validate, pinned in frontend/package.json.
+.PHONY: site html-check
+SITE_DIR := build/site
+
+site: venv
+	$(BIN)/python frontend/build.py --out $(SITE_DIR)
+
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	npm ci --prefix frontend --no-audit --no-fund --silent
+	touch $@
+
+html-check: site frontend/node_modules/.installed
+	frontend/node_modules/.bin/html-validate --config frontend/.htmlvalidate.json $(SITE_DIR)/*.html

@@ -54,7 +54,7 @@
   function toApiError(xhr, textStatus) {
     var body = xhr.responseJSON;
     if (body && typeof body.Message === "string") {
-      return new ApiError(xhr.status, String(body.Code || "Error"), body.Message);
+      return new ApiError(xhr.status, String(body.Code || "Error"), sentence(body.Message));
     }
     if (xhr.status === 0) {
       var why = textStatus === "timeout" ? "The service took too long to answer."
@@ -75,7 +75,7 @@
   function parseTarget(input) {
     var text = $.trim(String(input || ""));
     if (!text) {
-      return { error: "Enter a host name, for example example.com." };
+      return { error: sentence("domain is missing: enter a host name such as example.com") };
     }
     text = text.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ""); // a pasted URL's scheme
     text = text.split(/[/?#]/)[0]; // and its path, query or fragment
@@ -96,7 +96,7 @@
     }
     if (port !== null) {
       if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-        return { error: "The port must be a number from 1 to 65535." };
+        return { error: sentence("port must be a whole number from 1 to 65535") };
       }
       port = Number(port);
     }
@@ -104,27 +104,41 @@
     return { host: host, port: port, text: port === null ? shown : shown + ":" + port };
   }
 
-  /* Return an error message for a days value, or "" when it is acceptable. */
+  /* Turn one of the API's messages ("email address is missing") into a sentence to show. */
+  function sentence(text) {
+    text = $.trim(String(text || ""));
+    if (!text) {
+      return text;
+    }
+    text = text.charAt(0).toUpperCase() + text.slice(1);
+    return /[.!?…]$/.test(text) ? text : text + ".";
+  }
+
+  /* The checks below return "" when the value is acceptable, else the API's own words. */
   function daysError(value) {
     var text = $.trim(String(value));
-    if (!/^\d+$/.test(text) || Number(text) < LIMITS.daysMin || Number(text) > LIMITS.daysMax) {
-      return "Days must be a whole number from " + LIMITS.daysMin + " to " + LIMITS.daysMax + ".";
+    var days = Number(text);
+    if (!/^\d{1,3}$/.test(text) || days < LIMITS.daysMin || days > LIMITS.daysMax) {
+      return sentence("days must be a whole number from " + LIMITS.daysMin + " to " +
+        LIMITS.daysMax + " or 'auto'");
     }
     return "";
   }
 
-  function emailError(value) {
+  function textError(value, field, limit) {
     var text = $.trim(String(value));
-    if (!text) {
-      return "Enter your email address.";
+    if (String(value).length > limit) {
+      return sentence(field + " is too long (at most " + limit + " characters)");
     }
-    if (text.length > LIMITS.email) {
-      return "The email address is too long (at most " + LIMITS.email + " characters).";
+    return text ? "" : sentence(field + " is missing");
+  }
+
+  function emailError(value) {
+    var error = textError(value, "email address", LIMITS.email);
+    if (!error && !EMAIL_PATTERN.test($.trim(String(value)))) {
+      return sentence("email address is not valid: it needs a name, an @ and a domain");
     }
-    if (!EMAIL_PATTERN.test(text)) {
-      return "That does not look like an email address.";
-    }
-    return "";
+    return error;
   }
 
   /* Show a message in a live region, as text. kind is one of success, danger, warning, info. */
@@ -141,7 +155,8 @@
   /* Mark a field invalid (or valid again) with its message, wired for screen readers. */
   function setFieldError($input, message) {
     var $feedback = $("#" + $input.attr("id") + "-error");
-    $input.toggleClass("is-invalid", Boolean(message)).attr("aria-invalid", message ? "true" : null);
+    $input.toggleClass("is-invalid", Boolean(message))
+      .attr("aria-invalid", message ? "true" : null);
     $feedback.text(message || "");
   }
 
@@ -163,7 +178,7 @@
     $("#link-subject").text("For " + user);
     return request(method, "/user/" + encodeURIComponent(user), { query: { uuid: token } })
       .then(function (answer) {
-        showMessage($outcome, "success", answer.Message || texts.done);
+        showMessage($outcome, "success", sentence(answer.Message) || texts.done);
       }, function (error) {
         showMessage($outcome, "danger", error.message);
       });
@@ -176,6 +191,8 @@
     parseTarget: parseTarget,
     daysError: daysError,
     emailError: emailError,
+    textError: textError,
+    sentence: sentence,
     showMessage: showMessage,
     clearMessage: clearMessage,
     setFieldError: setFieldError,

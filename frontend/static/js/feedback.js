@@ -6,17 +6,6 @@
   var $form = $("#feedback-form");
   var $status = $("#feedback-status");
 
-  function requiredError(value, what, limit) {
-    if (!value) {
-      return "Enter " + what + ".";
-    }
-    if (value.length > limit) {
-      return "The " + what.replace(/^(a|an|your) /, "") + " is too long (at most " + limit +
-        " characters).";
-    }
-    return "";
-  }
-
   /* Check every field, mark each one, and return the values or null. */
   function readForm() {
     var values = {
@@ -25,9 +14,9 @@
       message: $.trim($("#message").val())
     };
     var errors = {
-      name: requiredError(values.name, "your name", LIMITS.name),
+      name: sslnotify.textError(values.name, "name", LIMITS.name),
       email: sslnotify.emailError(values.email),
-      message: requiredError(values.message, "a message", LIMITS.message)
+      message: sslnotify.textError(values.message, "message", LIMITS.message)
     };
     var first = null;
     $.each(errors, function (field, error) {
@@ -51,7 +40,7 @@
     sslnotify.showMessage($status, "info", "Sending…");
     sslnotify.request("POST", "/feedback", { json: values })
       .then(function (answer) {
-        sslnotify.showMessage($status, "success", answer.Message ||
+        sslnotify.showMessage($status, "success", sslnotify.sentence(answer.Message) ||
           "Thank you: your message is on its way.");
         $form.find("textarea").val("").trigger("input");
       }, function (error) {

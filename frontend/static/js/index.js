@@ -109,8 +109,10 @@
     if (!iso || isNaN(date.getTime())) {
       return { local: "unknown", utc: "" };
     }
+    // dateStyle/timeStyle cannot be combined with timeZoneName, hence the separate fields.
     var local = date.toLocaleString(undefined, {
-      dateStyle: "full", timeStyle: "short", timeZoneName: "short"
+      weekday: "long", year: "numeric", month: "long", day: "numeric",
+      hour: "2-digit", minute: "2-digit", timeZoneName: "short"
     });
     var utc = date.toISOString().replace("T", " ").replace(/:\d\d\.\d+Z$/, " UTC");
     return { local: local + " (your time)", utc: utc };
@@ -177,18 +179,23 @@
     var marked = false;
     $.each(chain, function (_, certificate) {
       var dates = formatDates(certificate.notAfter);
-      var $item = $("<li>").addClass("list-group-item chain-entry");
+      // Bootstrap's numbered list wants the content in one block beside the number.
+      var $item = $("<li>").addClass("list-group-item d-flex align-items-start chain-entry");
+      var $content = $("<div>").addClass("ms-2");
       var isEarliest = !marked && earliest && certificate.notAfter === earliest.notAfter &&
         (!earliest.subject || earliest.subject === certificate.subject);
-      $item.append($("<div>").addClass("fw-semibold").text(certificate.subject || "(no subject)"));
-      $item.append($("<div>").addClass("small").text("Issued by " + (certificate.issuer || "?")));
-      $item.append($("<div>").addClass("small").text("Expires " + dates.utc));
+      $content.append($("<div>").addClass("fw-semibold")
+        .text(certificate.subject || "(no subject)"));
+      $content.append($("<div>").addClass("small")
+        .text("Issued by " + (certificate.issuer || "unknown")));
+      $content.append($("<div>").addClass("small").text("Expires " + dates.utc));
       if (isEarliest) {
         marked = true;
         $item.addClass("chain-earliest");
-        $item.append($("<span>").addClass("badge text-bg-warning mt-1")
+        $content.append($("<span>").addClass("badge text-bg-warning mt-1")
           .text("Expires first (" + daysText(earliest.daysLeft) + ")"));
       }
+      $item.append($content);
       $list.append($item);
     });
     $("#result-chain-block").toggleClass("d-none", chain.length === 0);
@@ -246,7 +253,7 @@
     var path = "/user/" + encodeURIComponent($.trim($email.val()));
     sslnotify.request("PUT", path, { query: { domain: input.target.text, days: input.days } })
       .then(function (answer) {
-        sslnotify.showMessage($status, "success", answer.Message ||
+        sslnotify.showMessage($status, "success", sslnotify.sentence(answer.Message) ||
           "Check your inbox: we sent a confirmation email. Click its link within 48 hours.");
       }, function (failure) {
         sslnotify.showMessage($status, "danger", failure.message);
