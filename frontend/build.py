@@ -14,16 +14,17 @@ import argparse
 import html
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 FRONTEND = Path(__file__).resolve().parent
 DEFAULT_OUT = FRONTEND.parent / "build" / "site"
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of the site: its file name, title, body fragment and page script."""
+# A NamedTuple, not a dataclass: local/frontend_server.py loads this file by path without
+# registering it in sys.modules, and dataclasses need that registration.
+class Page(NamedTuple):
+    """One page of the site: its file name, title and page script (body in pages/NAME.html)."""
 
     name: str
     title: str
