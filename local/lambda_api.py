@@ -1,0 +1,321 @@
+"""A local implementation of the Lambda Invoke API, so boto3's `lambda.invoke` works unchanged.
+
+`POST /2015-03-31/functions/{name}/invocations` runs the function's handler from
+resources.json. RequestResponse runs it on the request's thread and answers its
+JSON (`X-Amz-Function-Error: Unhandled` when it raises); Event queues it to a
+worker pool, answers 202, and retries a failed invocation twice, as AWS does.
+
+Handlers run as threads of this process. That is sound because every function
+is deployed with the same variables (local/environment.py); the stack puts them
+in os.environ once, before any handler is imported, and nothing changes them
+after. What differs per function, its name and log group, reaches the handler
+through the context object and a context variable (local/function_logs.py).
+Subprocesses would isolate better but cost about a second and 60 MB each.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+from chalicelib.config import Settings, resources
+from local.environment import ACCOUNT_ID, log_group
+from local.function_logs import running
+
+ASYNC_RETRIES = 2
+RETRY_DELAYS = (1.0, 2.0)  # AWS waits about 1 and 2 minutes; locally seconds are enough
+EVENT_PAYLOAD_LIMIT = 256 * 1024
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+WORKERS = 8
+
+_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+
+
+@dataclass
+class LambdaContext:
+    """What a handler's `context` argument offers in AWS."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    log_group_name: str
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Return the milliseconds left before the function's timeout."""
+        elapsed = time.monotonic() - self.started
+        return max(0, int((self.timeout_seconds - elapsed) * 1000))
+
+
+class UnknownFunction(LookupError):
+    """No function of that name is deployed."""
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function of resources.json as the local Lambda service runs it."""
+
+    key: str
+    name: str
+    handler_path: str
+    timeout: int
+    memory: int
+    log_group: str
+
+
+class LambdaService:
+    """Run the functions of resources.json: blocking, or queued with retries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int = WORKERS,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        report: Callable[[str], None] | None = None,
+        loader: Callable[[str], Callable[[Any, Any], Any]] | None = None,
+    ):
+        self.functions = {
+            settings.function_name(key): Function(
+                key=key,
+                name=settings.function_name(key),
+                handler_path=spec["handler"],
+                timeout=int(spec.get("timeout", 3)),
+                memory=int(spec.get("memory", 128)),
+                log_group=log_group(settings, key),
+            )
+            for key, spec in resources()["functions"].items()
+            if key != "api"  # the API is served over HTTP, not invoked
+        }
+        self.retry_delays = retry_delays
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
+        self._report = report or (lambda line: None)
+        self._load = loader or _load_handler
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        self._stopping = False
+
+    def function(self, name_or_arn: str) -> Function:
+        """Find a function by name, partial or full ARN (a qualifier is ignored)."""
+        name = name_or_arn
+        if name.startswith("arn:"):
+            name = name.split(":")[6] if name.count(":") >= 6 else name
+        name = name.split(":")[0]
+        if name not in self.functions:
+            raise UnknownFunction(name_or_arn)
+        return self.functions[name]
+
+    def run(self, function: Function, payload: Any) -> Any:
+        """Run a handler once in this thread; its exception propagates."""
+        context = LambdaContext(
+            function_name=function.name,
+            memory_limit_in_mb=function.memory,
+            timeout_seconds=function.timeout,
+            log_group_name=function.log_group,
+        )
+        with running(function.key):
+            print(f"START RequestId: {context.aws_request_id} Version: $LATEST")
+            started = time.monotonic()
+            try:
+                handler = self._load(function.handler_path)
+                return handler(payload, context)
+            except Exception as error:
+                print(json.dumps(_error_record(error, with_trace=True)))
+                raise
+            finally:
+                duration = (time.monotonic() - started) * 1000
+                print(f"END RequestId: {context.aws_request_id}")
+                print(f"REPORT RequestId: {context.aws_request_id}\tDuration: {duration:.2f} ms")
+
+    def invoke_sync(self, function: Function, payload: Any) -> tuple[bytes, bool]:
+        """Run a handler now; return its JSON answer and whether it failed."""
+        try:
+            answer = self.run(function, payload)
+        except Exception as error:
+            return json.dumps(_error_record(error)).encode(), True
+        return json.dumps(answer).encode(), False
+
+    def invoke_async(self, function: Function, payload: Any) -> None:
+        """Queue an invocation; a failure is retried twice, after RETRY_DELAYS."""
+        with self._idle:
+            if self._stopping:
+                raise RuntimeError("the local Lambda service is stopping")
+            self._in_flight += 1
+        self._pool.submit(self._attempt, function, payload, 0)
+
+    def _attempt(self, function: Function, payload: Any, attempt: int) -> None:
+        try:
+            self.run(function, payload)
+        except Exception as error:
+            if attempt < ASYNC_RETRIES and not self._stopping:
+                delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+                self._report(
+                    f"{function.key} failed ({type(error).__name__}); retry {attempt + 1} "
+                    f"of {ASYNC_RETRIES} in {delay:g} s"
+                )
+                timer = threading.Timer(delay, self._retry, (function, payload, attempt + 1))
+                timer.daemon = True
+                timer.start()
+                return
+            self._report(f"{function.key} failed after {attempt + 1} attempts; dropped")
+        self._done()
+
+    def _retry(self, function: Function, payload: Any, attempt: int) -> None:
+        try:
+            self._pool.submit(self._attempt, function, payload, attempt)
+        except RuntimeError:  # the pool is shut down: the stack is stopping
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no asynchronous invocation is queued, running or awaiting a retry."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
+    @property
+    def in_flight(self) -> int:
+        """How many asynchronous invocations are not finished."""
+        return self._in_flight
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Let running invocations finish (up to timeout) and refuse new ones."""
+        with self._idle:
+            self._stopping = True
+        self.wait_idle(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _load_handler(path: str) -> Callable[[Any, Any], Any]:
+    module_name, _, attribute = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _error_record(error: BaseException, with_trace: bool = False) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "level": "ERROR",
+        "message": "Unhandled exception",
+        "errorMessage": str(error),
+        "errorType": type(error).__name__,
+    }
+    if isinstance(error, ImportError | AttributeError) and "import" in str(error).lower():
+        record["errorType"] = "Runtime.ImportModuleError"
+    if with_trace:
+        record["stackTrace"] = traceback.format_exception(error)
+    else:
+        record["stackTrace"] = []
+    return record
+
+
+class LambdaRequestHandler(BaseHTTPRequestHandler):
+    """Answer Invoke requests as the Lambda service does (the parts boto3 relies on)."""
+
+    protocol_version = "HTTP/1.1"
+    server: LambdaServer
+
+    def do_POST(self) -> None:
+        match = _INVOKE_PATH.match(self.path.split("?")[0])
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if not match:
+            self._error(404, "UnknownOperationException", f"no such operation: {self.path}")
+            return
+        service = self.server.service
+        try:
+            function = service.function(unquote(match["name"]))
+        except UnknownFunction:
+            name = unquote(match["name"])
+            arn = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{name}"
+            self._error(404, "ResourceNotFoundException", f"Function not found: {arn}")
+            return
+        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        limit = EVENT_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
+        if len(body) > limit:
+            self._error(
+                413,
+                "RequestTooLargeException",
+                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+            )
+            return
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            self._error(400, "InvalidRequestContentException", "Could not parse request body")
+            return
+        if kind == "DryRun":
+            self._send(204, b"", {})
+        elif kind == "Event":
+            try:
+                service.invoke_async(function, payload)
+            except RuntimeError as error:
+                self._error(503, "ServiceException", str(error))
+                return
+            self._send(202, b"", {})
+        elif kind == "RequestResponse":
+            answer, failed = service.invoke_sync(function, payload)
+            headers = {"X-Amz-Executed-Version": "$LATEST"}
+            if failed:
+                headers["X-Amz-Function-Error"] = "Unhandled"
+            self._send(200, answer, headers)
+        else:
+            self._error(400, "InvalidParameterValueException", f"bad invocation type {kind!r}")
+
+    def do_GET(self) -> None:
+        # Not part of AWS: `sslnotify trigger` and tests wait here until async work is done.
+        if self.path.startswith("/_local/idle"):
+            timeout = 120.0
+            if "timeout=" in self.path:
+                timeout = float(self.path.split("timeout=")[1].split("&")[0])
+            idle = self.server.service.wait_idle(timeout)
+            answer = {"idle": idle, "inFlight": self.server.service.in_flight}
+            self._send(200 if idle else 504, json.dumps(answer).encode(), {})
+        else:
+            self._error(404, "UnknownOperationException", f"no such operation: {self.path}")
+
+    def _error(self, status: int, kind: str, message: str) -> None:
+        body = json.dumps({"Type": "User", "message": message}).encode()
+        self._send(status, body, {"X-Amzn-ErrorType": kind})
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Amzn-RequestId", str(uuid.uuid4()))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the terminal is for URLs, emails and errors."""
+
+
+class LambdaServer(ThreadingHTTPServer):
+    """The HTTP server of the local Lambda API."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], service: LambdaService):
+        super().__init__(address, LambdaRequestHandler)
+        self.service = service
+        self.url = f"http://{address[0]}:{self.server_port}"
