@@ -1,0 +1,120 @@
+"""Time what the sweep does by wrapping functions of the running stack: spans per name."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Window:
+    """Several spans of one name: how many, first start, last end, and the summed time."""
+
+    count: int
+    first: float
+    last: float
+    busy: float
+
+    @property
+    def length(self) -> float:
+        """Return the time from the first start to the last end."""
+        return self.last - self.first
+
+
+class Recorder:
+    """Collect (start, end) spans by name from any thread; wall-clock times (time.time)."""
+
+    def __init__(self) -> None:
+        self._spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._undo: list[Callable[[], None]] = []
+
+    def add(self, name: str, start: float, end: float) -> None:
+        """Record one span."""
+        with self._lock:
+            self._spans[name].append((start, end))
+
+    def clear(self) -> None:
+        """Forget every span (between runs)."""
+        with self._lock:
+            self._spans.clear()
+
+    def names(self) -> list[str]:
+        """Return the names that have spans."""
+        with self._lock:
+            return sorted(self._spans)
+
+    def window(self, *names: str) -> Window | None:
+        """Summarise the spans of these names together; None when there are none."""
+        with self._lock:
+            spans = [span for name in names for span in self._spans.get(name, [])]
+        if not spans:
+            return None
+        return Window(
+            count=len(spans),
+            first=min(start for start, _ in spans),
+            last=max(end for _, end in spans),
+            busy=sum(end - start for start, end in spans),
+        )
+
+    def wrap(self, owner: Any, attribute: str, name: str | Callable[..., str]) -> None:
+        """Replace owner.attribute by a timed version; `name` may derive from the arguments."""
+        original = getattr(owner, attribute)
+        # A class attribute must be read raw, so a staticmethod stays one.
+        raw = inspect.getattr_static(owner, attribute)
+        label = name if callable(name) else (lambda *_a, **_k: name)
+        record = self.add
+
+        if inspect.iscoroutinefunction(original):
+
+            @functools.wraps(original)
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                start = time.time()
+                try:
+                    return await original(*args, **kwargs)
+                finally:
+                    record(label(*args, **kwargs), start, time.time())
+
+            replacement: Any = timed_async
+        else:
+
+            @functools.wraps(original)
+            def timed(*args: Any, **kwargs: Any) -> Any:
+                start = time.time()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    record(label(*args, **kwargs), start, time.time())
+
+            replacement = timed
+        setattr(owner, attribute, replacement)
+        self._undo.append(lambda: setattr(owner, attribute, raw))
+
+    def unwrap(self) -> None:
+        """Put every wrapped function back."""
+        while self._undo:
+            self._undo.pop()()
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident memory since the last reset, in MiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss() -> None:
+    """Reset the peak resident memory counter, so the next reading covers one run."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass  # not Linux, or not permitted: the peak then covers the whole process
