@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
 from chalicelib.errors import BadInput
@@ -129,7 +129,10 @@ def _verify_signature(certificate: x509.Certificate, issuer: x509.Certificate) -
     signature, data = certificate.signature, certificate.tbs_certificate_bytes
     parameters = certificate.signature_algorithm_parameters
     if isinstance(key, rsa.RSAPublicKey):
-        key.verify(signature, data, parameters, certificate.signature_hash_algorithm)
+        # cryptography gives no parameters for md5WithRSAEncryption; it is PKCS #1 v1.5.
+        key.verify(
+            signature, data, parameters or padding.PKCS1v15(), certificate.signature_hash_algorithm
+        )
     elif isinstance(key, ec.EllipticCurvePublicKey):
         key.verify(signature, data, parameters)
     elif isinstance(key, dsa.DSAPublicKey):

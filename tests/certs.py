@@ -13,12 +13,12 @@ Everything is relative to a `now` the test chooses, so no test depends on the wa
     leaf.der, leaf.pem, leaf.key_pem                     # encodings
     pem_bundle(leaf, inter)                              # PEM of a served chain (leaf first)
 
-Defaults: `not_before = now - 1 day`; a leaf's `not_after = now + 60 days`, a CA's
-`now + 3650 days`. `key` is one of KEY_KINDS ("ec256" default: fast to generate; "rsa1024"
-and "ec224" are weak). `hash` is "sha256" (default), "sha384", "sha1" or "md5"; SHA-1 and MD5 need
-an RSA *issuer* key (e.g. `make_ca(key="rsa2048")`, or a self-signed leaf with
-`key="rsa2048"`). `san=False` gives a leaf without subjectAltName (its CN is `common_name`).
-`now=None` means the current time (truncated to the second).
+Defaults: `not_before = now - 1 day` (or `not_after - 1 day` if earlier); a leaf's
+`not_after = now + 60 days`, a CA's `now + 3650 days`. `key` is one of KEY_KINDS ("ec256" is
+the default, fast to generate; "rsa1024" and "ec224" are weak). `hash` is "sha256" (default),
+"sha384", "sha1" or "md5"; SHA-1 and MD5 need an RSA *issuer* key: `make_ca(key="rsa2048")`,
+`make_pki(key="rsa2048")`, or a self-signed leaf with `key="rsa2048"`. `san=False` gives a
+leaf without subjectAltName (its CN is `common_name`). `now=None` means the current time.
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).replace(microsecond=0)
 
 
+def _default_start(now: datetime, not_after: datetime | None) -> datetime:
+    # A day before now, or before not_after when that is already past (an expired certificate).
+    start = now - timedelta(days=1)
+    return min(start, not_after - timedelta(days=1)) if not_after else start
+
+
 def _name(common_name: str | None, organisation: str | None) -> x509.Name:
     attributes = []
     if organisation:
@@ -159,7 +165,7 @@ def make_ca(
         .issuer_name(issuer.cert.subject if issuer else subject)
         .public_key(private_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(_now(not_before or now - timedelta(days=1)))
+        .not_valid_before(_now(not_before or _default_start(now, not_after)))
         .not_valid_after(_now(not_after or now + timedelta(days=3650)))
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
@@ -209,7 +215,7 @@ def make_leaf(
         .issuer_name(issuer.cert.subject if issuer else subject)
         .public_key(private_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(_now(not_before or now - timedelta(days=1)))
+        .not_valid_before(_now(not_before or _default_start(now, not_after)))
         .not_valid_after(_now(not_after or now + timedelta(days=60)))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
