@@ -1,0 +1,96 @@
+variable "domain_name" {
+  description = "The apex domain the service lives on (site at https://<domain>, API at https://api.<domain>, mail from noreply@<domain>)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^([a-z0-9-]+\\.)+[a-z]{2,}$", var.domain_name))
+    error_message = "domain_name must be a lower-case DNS name such as sslnotify.example."
+  }
+}
+
+variable "operator_email" {
+  description = "Where the daily report goes (and feedback, unless feedback_email is set)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[^@\\s]+@[^@\\s]+$", var.operator_email))
+    error_message = "operator_email must be an email address."
+  }
+}
+
+variable "feedback_email" {
+  description = "Where the feedback form's messages go; empty means operator_email."
+  type        = string
+  default     = ""
+}
+
+variable "prefix" {
+  description = "Name prefix of every resource; the functions see it as SSLNOTIFY_PREFIX (tables and functions are <prefix>-<key>)."
+  type        = string
+  default     = "sslnotify"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.prefix))
+    error_message = "prefix must be 2-31 lower-case letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "The AWS region of everything but CloudFront's certificate (which is always us-east-1). It must offer SES email receiving (e.g. us-east-1, us-west-2, eu-west-1)."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "hosted_zone_id" {
+  description = "An existing Route53 hosted zone for domain_name (e.g. the one Route53 Domains created when you bought the domain). Empty: Terraform creates the zone and you delegate the domain to its name servers."
+  type        = string
+  default     = ""
+}
+
+variable "build_dir" {
+  description = "Where tools/package.py wrote one zip per function and openapi.json (relative to this directory)."
+  type        = string
+  default     = "../build/lambda"
+}
+
+variable "log_retention_days" {
+  description = "How long function logs are kept. Logs hold only pseudonyms, but shorter is kinder."
+  type        = number
+  default     = 30
+}
+
+variable "api_throttle_rate" {
+  description = "Steady-state requests per second the API accepts (API Gateway stage throttling)."
+  type        = number
+  default     = 20
+}
+
+variable "api_throttle_burst" {
+  description = "Burst of requests the API accepts above the steady rate."
+  type        = number
+  default     = 40
+}
+
+variable "protect_data" {
+  description = "Deletion protection on the tables. Turn off only to tear a test stage down."
+  type        = bool
+  default     = true
+}
+
+variable "activate_receipt_rule_set" {
+  description = "Make this stage's SES receipt rule set the active one. A region has ONE active rule set per account: turn off for a second stage in the same account and region."
+  type        = bool
+  default     = true
+}
+
+variable "enable_response_headers_policy" {
+  description = "Attach the security response-headers policy to CloudFront. Always true in AWS; the emulator used by the tests lacks this resource."
+  type        = bool
+  default     = true
+}
+
+variable "aws_endpoint" {
+  description = "Testing only: send every AWS API call to this endpoint (a local moto server). Empty for real AWS."
+  type        = string
+  default     = ""
+}
