@@ -126,7 +126,7 @@ def _split(text: str, default_port: int) -> tuple[str, int]:
     text = re.split(r"[/?#]", text, maxsplit=1)[0]
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
+        if not bracket or (rest and not rest.startswith(":")) or ":" not in host:
             raise BadInput(f"not a valid target: {text!r} (use [IPv6]:port)")
         return host, _port(rest[1:]) if rest else default_port
     if text.count(":") > 1:
