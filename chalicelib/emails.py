@@ -224,8 +224,9 @@ def _days_left_words(days_left: Any) -> str:
 def _problem_lines(result: Mapping[str, Any]) -> list[str]:
     lines = []
     for problem in result.get("problems") or []:
-        message = problem.get("message") or problem.get("code")
-        lines.append(f"- {_one_line(str(message), 500)}")
+        message = _one_line(str(problem.get("message") or problem.get("code")), 500)
+        message = message[:1].upper() + message[1:]
+        lines.append(f"- {message}" if message.endswith(".") else f"- {message}.")
     return lines
 
 

@@ -1,0 +1,155 @@
+"""The whole daily chain, cron → data → checker → mailer, against loopback TLS servers."""
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from tests.integration import sweep_stack
+from tests.integration.sweep_stack import DAY1, DAY2, DAY3, sent_messages, text_of
+from tests.tls_servers import find_closed_port
+
+# The stack's fixtures, made visible to this module's tests.
+stack, sweep_pki, sweep_ca_bundle = (
+    sweep_stack.stack,
+    sweep_stack.sweep_pki,
+    sweep_stack.sweep_ca_bundle,
+)
+
+ANN, BOB = "ann@example.org", "bob@example.net"
+
+
+def test_alert_for_an_expiring_certificate_and_none_for_a_good_one(stack):
+    expiring, good = stack.serve(days_left=5), stack.serve(days_left=80)
+    stack.subscribe(ANN, expiring.address)
+    stack.subscribe(BOB, good.address)
+    stack.sweep(DAY1)
+    (alert,) = stack.mail_to(ANN)
+    subject = f"SSL alert for {expiring.address}: certificate expires in 5 days"
+    assert alert["Subject"] == subject
+    assert "leaf certificate" in text_of(alert)
+    assert "issued to localhost by sslnotify Test" in text_of(alert)
+    assert alert["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert stack.mail_to(BOB) == []
+    assert stack.lambdas.failures == []
+
+
+def test_each_target_is_probed_once_however_many_watch_it(stack):
+    server = stack.serve(days_left=5)
+    for address in (ANN, BOB, "cy@example.com"):
+        stack.subscribe(address, server.address, tolerance="30")
+    stack.subscribe("dee@example.com", server.address, tolerance="3")
+    stack.sweep(DAY1)
+    assert server.connections == 1
+    assert stack.lambdas.count("checker") == 1
+    assert len(sent_messages()) == 3  # dee's tolerance of 3 days is not reached
+    assert stack.mail_to("dee@example.com") == []
+
+
+def test_no_second_alert_the_same_day(stack):
+    server = stack.serve(days_left=5)
+    stack.subscribe(ANN, server.address)
+    stack.sweep(DAY1)
+    stack.sweep(DAY1)  # cron run twice
+    checker_payload = next(c.payload for c in stack.lambdas.calls if c.function == "checker")
+    stack.lambdas.queue.append(
+        ("checker", stack.lambdas._handler("sslnotify-test-checker")[1], checker_payload)
+    )
+    stack.lambdas.drain()  # the same checker invocation delivered again
+    assert len(stack.mail_to(ANN)) == 1
+    stack.sweep(DAY2)
+    assert len(stack.mail_to(ANN)) == 2  # alerts repeat daily while the problem lasts
+
+
+def test_a_retried_mailer_sends_only_what_is_unsent(stack, monkeypatch):
+    server = stack.serve(days_left=5)
+    stack.subscribe(ANN, server.address)
+    stack.subscribe(BOB, server.address)
+    ses = aws.client("ses")
+    real_send = ses.send_raw_email
+    attempts = []
+
+    def flaky_send(**arguments):
+        attempts.append(arguments["Destinations"][0])
+        if len(attempts) == 2:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable"}}, "SendRawEmail")
+        return real_send(**arguments)
+
+    monkeypatch.setattr(ses, "send_raw_email", flaky_send)
+    stack.sweep(DAY1)
+    assert len(attempts) == 3  # first sent, second failed (released), then retried alone
+    assert len(stack.mail_to(ANN)) == len(stack.mail_to(BOB)) == 1
+    assert stack.lambdas.failures == []
+
+
+def test_throttling_is_retried_with_backoff_and_nothing_is_dropped(stack, monkeypatch):
+    import chalicelib.mailer
+
+    monkeypatch.setattr(chalicelib.mailer, "BACKOFF_SECONDS", 0.001)
+    server = stack.serve(days_left=5)
+    stack.subscribe(ANN, server.address)
+    ses = aws.client("ses")
+    real_send = ses.send_raw_email
+    refusals = iter(range(3))
+
+    def throttled(**arguments):
+        if next(refusals, None) is not None:
+            error = {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}
+            raise ClientError({"Error": error}, "SendRawEmail")
+        return real_send(**arguments)
+
+    monkeypatch.setattr(ses, "send_raw_email", throttled)
+    stack.sweep(DAY1)
+    assert len(stack.mail_to(ANN)) == 1
+
+
+def test_a_fixed_email_follows_a_renewal(stack):
+    server = stack.serve(days_left=5)
+    stack.subscribe(ANN, server.address)
+    stack.sweep(DAY1)
+    stack.renew(server, days_left=89)
+    stack.sweep(DAY2)
+    stack.sweep(DAY3)
+    alert, fixed = stack.mail_to(ANN)
+    assert "alert" in alert["Subject"]
+    assert fixed["Subject"] == f"SSL certificate for {server.address} is fine again"
+    assert "89 days left" in text_of(fixed)
+
+
+def test_an_unreachable_target_alerts_from_the_second_failed_day(stack):
+    target = f"127.0.0.1:{find_closed_port()}"
+    stack.subscribe(ANN, target)
+    stack.sweep(DAY1)
+    assert stack.mail_to(ANN) == []
+    stack.sweep(DAY2)
+    (alert,) = stack.mail_to(ANN)
+    assert alert["Subject"].endswith("could not check the certificate")
+    assert "two daily checks in a row" in text_of(alert)
+    stack.sweep(DAY3)
+    assert len(stack.mail_to(ANN)) == 2
+
+
+def test_a_suppressed_address_gets_no_mail(stack):
+    server = stack.serve(days_left=5)
+    stack.subscribe(ANN, server.address)
+    stack.subscribe(BOB, server.address)
+    stack.suppress(ANN, "complaint")
+    stack.sweep(DAY1)
+    assert stack.mail_to(ANN) == []
+    assert len(stack.mail_to(BOB)) == 1
+
+
+@pytest.mark.parametrize("segments", [1, 4])
+def test_a_scan_larger_than_one_page(stack, monkeypatch, segments):
+    import lambdas.cron
+
+    monkeypatch.setattr(lambdas.cron, "SCAN_PAGE_LIMIT", 2)
+    monkeypatch.setattr(lambdas.cron, "SCAN_SEGMENTS", segments)
+    expiring, good = stack.serve(days_left=5), stack.serve(days_left=80)
+    people = [f"person{n}@example.org" for n in range(9)]
+    for n, address in enumerate(people):
+        stack.subscribe(address, (expiring if n % 3 else good).address)
+    stack.sweep(DAY1)
+    scans = [c for c in stack.lambdas.calls if c.payload.get("action") == "scan_subscriptions"]
+    assert len(scans) > segments  # more than one page per segment on average
+    assert sum(len(stack.mail_to(address)) for address in people) == 6
+    assert (expiring.connections, good.connections) == (1, 1)
