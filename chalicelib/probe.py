@@ -7,7 +7,9 @@ evaluation can say what is wrong with it. One timeout bounds the whole probe, DN
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -84,14 +86,45 @@ def _connect_message(error: OSError, address: str, port: int) -> str:
     return f"cannot connect to {where}: {reason}"
 
 
+def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.done():
+        return  # the probe timed out meanwhile
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+async def _in_daemon_thread(function, *args):
+    """Run a blocking call (getaddrinfo) in a daemon thread and await its result.
+
+    Not the loop's default executor: asyncio.run() and interpreter exit both wait for that
+    executor's threads, so a hung DNS lookup would outlast the timeout that abandoned it.
+    """
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def work() -> None:
+        try:
+            result, error = function(*args), None
+        except BaseException as failure:  # handed to the awaiting coroutine
+            result, error = None, failure
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    threading.Thread(target=work, name="sslnotify-dns", daemon=True).start()
+    return await future
+
+
 async def _addresses(target: Target, ip: str | None, allow_private: bool, resolver) -> list[str]:
     if ip is not None:
         if not allow_private:
             ssrf.check_address(ip)
         return [ip]
-    if allow_private:
-        return await asyncio.to_thread(ssrf.resolve, target, resolver)
-    return await asyncio.to_thread(ssrf.resolve_allowed, target, resolver)
+    guard = ssrf.resolve if allow_private else ssrf.resolve_allowed
+    if target.is_ip:
+        return guard(target, resolver)  # no lookup needed
+    return await _in_daemon_thread(guard, target, resolver)
 
 
 async def _connect(addresses: list[str], port: int):

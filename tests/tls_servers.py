@@ -10,7 +10,8 @@ tests/conftest.py doing so):
         `chain` is a sequence of tests.certs.Issued, leaf first, exactly what the server sends
         (leave out the intermediate for an incomplete chain); `key` defaults to chain[0]'s key.
         Weak keys and SHA-1/MD5 certificates are served (OpenSSL security level 0).
-        TLSServer has .host, .port, .address ("127.0.0.1:PORT" or "[::1]:PORT"), .connections.
+        TLSServer has .host, .port, .address ("127.0.0.1:PORT" or "[::1]:PORT"), .connections
+        (handshakes begun) and .server_names (the SNI each handshake sent, None when none was).
     silent_listener(host="127.0.0.1") -> Listener   accepts TCP, never answers (a TLS timeout)
     plain_tcp_listener(host="127.0.0.1") -> Listener answers "HTTP/1.1 400" and closes
     closed_port(host="127.0.0.1") -> int            a port nothing listens on (refused)
@@ -140,10 +141,18 @@ class TLSServer(_Server):
 
     def __init__(self, chain: Sequence[Issued], key: Issued | None = None, *, host="127.0.0.1"):
         super().__init__(host)
-        self._loop.run(self._start(server_context(chain, key)))
+        self.server_names: list[str | None] = []  # the SNI of each handshake (None: none sent)
+        context = server_context(chain, key)
+        context.sni_callback = self._record_name
+        self._loop.run(self._start(context))
+
+    def _record_name(self, ssl_object, server_name, context) -> None:
+        # Counted at the ClientHello: a probe that leaves right after the handshake may be gone
+        # before the server's connection handler ever runs.
+        self.connections += 1
+        self.server_names.append(server_name)
 
     async def _handle(self, reader, writer) -> None:
-        self.connections += 1
         with contextlib.suppress(Exception):
             await asyncio.wait_for(reader.read(1024), 5)
         writer.close()
