@@ -1,0 +1,187 @@
+"""The two measured runs over the same data: today's sweep, and the original design's."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from bench.endpoints import Endpoints
+from bench.instrument import peak_rss_mb, reset_peak_rss
+from bench.seed import Subscription
+from bench.stack import INVOKE, Running
+from chalicelib import aws
+from chalicelib.invoke import invoke
+
+IDLE_TIMEOUT = 1800.0  # seconds: far beyond any expected run, so a hang ends the benchmark
+
+
+@dataclass
+class SweepRun:
+    """What one run of the daily sweep did and how long each part took (seconds)."""
+
+    day: str
+    wall: float  # trigger to the last email accepted by SES
+    idle: float  # trigger to no invocation left
+    probing: float  # first probe started to the last result evaluated
+    probe_window: float  # first probe started to the last probe done
+    probes: int  # connections the endpoints saw
+    invocations: dict[str, int]  # per function
+    busy: dict[str, float]  # summed time per function.action and per step
+    timeline: dict[str, float]  # seconds after the trigger
+    emails: int
+    due: int
+    claimed: int  # subscriptions whose alert of the day was claimed (sent)
+    peak_rss_mb: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def due_alerts(subscriptions: list[Subscription], endpoints: Endpoints) -> int:
+    """Return how many subscriptions watch a target that should alert."""
+    alerting = endpoints.alerting
+    return sum(1 for subscription in subscriptions if subscription.target in alerting)
+
+
+def claimed_alerts(day: str) -> int:
+    """Count the subscriptions whose alert of `day` was claimed in the checkstate table."""
+    table = aws.table("checkstate")
+    arguments: dict[str, Any] = {"ProjectionExpression": "alert_sent_day"}
+    count = 0
+    while True:
+        page = table.scan(**arguments)
+        count += sum(1 for item in page.get("Items", []) if item.get("alert_sent_day") == day)
+        if "LastEvaluatedKey" not in page:
+            return count
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _summarise(
+    running: Running, endpoints: Endpoints, day: str, started: float, idle: float, due: int
+) -> SweepRun:
+    recorder = running.recorder
+    seen = endpoints.stats()
+    invocations: dict[str, int] = {}
+    busy: dict[str, float] = {}
+    for name in recorder.names():
+        window = recorder.window(name)
+        busy[name] = window.busy
+        if name.startswith(INVOKE):
+            function = name.removeprefix(INVOKE).split(".")[0]
+            invocations[function] = invocations.get(function, 0) + window.count
+    mail = recorder.window("ses.deliver")
+    probes = recorder.window("probe")
+    results = recorder.window("checker.evaluate")
+    last_email = mail.last if mail else started
+    timeline = {}
+    for label, name, edge in (
+        ("cron started", "invoke:cron.sweep", "first"),
+        ("scan done", "cron.scan", "last"),
+        ("cron done", "invoke:cron.sweep", "last"),
+        ("first probe", "probe", "first"),
+        ("last probe", "probe", "last"),
+        ("last result evaluated", "checker.evaluate", "last"),
+        ("last record_results", "invoke:data.record_results", "last"),
+        ("first email", "ses.deliver", "first"),
+        ("last email", "ses.deliver", "last"),
+    ):
+        window = recorder.window(name)
+        if window:
+            timeline[label] = getattr(window, edge) - started
+    timeline["idle"] = idle - started
+    return SweepRun(
+        day=day,
+        wall=last_email - started,
+        idle=idle - started,
+        probing=(results.last - probes.first) if probes and results else float("nan"),
+        probe_window=probes.length if probes else float("nan"),
+        probes=seen.connections,
+        invocations=invocations,
+        busy=busy,
+        timeline=timeline,
+        emails=running.emails_sent(),
+        due=due,
+        claimed=claimed_alerts(day),
+        peak_rss_mb=peak_rss_mb(),
+    )
+
+
+def run_sweep(
+    running: Running, endpoints: Endpoints, day: str, subscriptions: list[Subscription]
+) -> SweepRun:
+    """Trigger the daily sweep as the schedule does and wait for its last email."""
+    endpoints.stats()  # start the endpoints' counts afresh
+    running.recorder.clear()
+    sent_before = running.emails_sent()
+    reset_peak_rss()
+    started = time.time()
+    running.invoke_async("cron", {"action": "sweep", "day": day})
+    if not running.wait_idle(IDLE_TIMEOUT):
+        raise RuntimeError("the sweep did not finish")
+    idle = time.time()
+    run = _summarise(running, endpoints, day, started, idle, due_alerts(subscriptions, endpoints))
+    run.emails -= sent_before
+    return run
+
+
+def run_original(
+    running: Running, endpoints: Endpoints, day: str, subscriptions: list[Subscription], sample: int
+) -> SweepRun:
+    """Run the original design: cron scans, then invokes one checker per subscription in turn.
+
+    Only the first `sample` subscriptions are invoked; `extra` holds the scan time and the
+    invocation phase, from which the caller scales to all subscriptions.
+    """
+    chosen = subscriptions[:sample]
+    endpoints.stats()
+    running.recorder.clear()
+    sent_before = running.emails_sent()
+    reset_peak_rss()
+    started = time.time()
+    # As the original: one blocking data call for all subscriptions (paginated here).
+    cursor, scanned = None, 0
+    while True:
+        page = invoke(
+            "data",
+            {
+                "action": "scan_subscriptions",
+                "segment": 0,
+                "total_segments": 1,
+                "cursor": cursor,
+                "limit": 5000,
+            },
+            wait=True,
+        )
+        scanned += len(page["items"])
+        cursor = page.get("cursor")
+        if not cursor:
+            break
+    scan_done = time.time()
+    for subscription in chosen:
+        group = {
+            "target": subscription.target,
+            "subscriptions": [
+                {"subscriber": subscription.subscriber, "tolerance": subscription.tolerance}
+            ],
+        }
+        invoke("checker", {"action": "check", "day": day, "targets": [group]})
+    loop_done = time.time()
+    if not running.wait_idle(IDLE_TIMEOUT):
+        raise RuntimeError("the original design's run did not finish")
+    idle = time.time()
+    run = _summarise(running, endpoints, day, started, idle, due_alerts(chosen, endpoints))
+    run.emails -= sent_before
+    mail = running.recorder.window("ses.deliver")
+    run.extra = {
+        "sample": len(chosen),
+        "scanned": scanned,
+        "scan": scan_done - started,
+        "invoke_loop": loop_done - scan_done,
+        "invocation_phase": (mail.last if mail else idle) - scan_done,
+    }
+    return run
+
+
+def next_day(day: str, days: int = 1) -> str:
+    """Return the ISO date `days` after `day`."""
+    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()

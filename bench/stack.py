@@ -1,0 +1,143 @@
+"""Run the real local stack (`sslnotify local`) in this process, with its functions timed.
+
+In-process so the benchmark can wrap the functions the stack runs (spans per Lambda
+invocation and action, per probe, per email) without changing them; the endpoints run
+in child processes, so the stack and its clients have this process to themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.instrument import Recorder
+from chalicelib.config import Settings
+
+HOST = "127.0.0.1"
+INVOKE = "invoke:"  # span names of Lambda invocations: "invoke:<function>.<action>"
+
+
+@dataclass
+class Running:
+    """The running stack: its settings, its Lambda service, URLs and the span recorder."""
+
+    stack: Any
+    service: Any
+    settings: Settings
+    recorder: Recorder
+    console: io.StringIO
+
+    def console_lines(self) -> list[str]:
+        """Return what the stack printed: emails, retries, function warnings and errors."""
+        return self.console.getvalue().splitlines()
+
+    @property
+    def api_port(self) -> int:
+        """Return the port the Chalice API listens on."""
+        return self.stack.ports["api"]
+
+    def function(self, key: str) -> Any:
+        """Return the local Lambda service's function of a resources.json key."""
+        return self.service.function(self.settings.function_name(key))
+
+    def invoke_async(self, key: str, payload: dict[str, Any]) -> None:
+        """Queue an invocation as EventBridge (the local scheduler) does."""
+        self.service.invoke_async(self.function(key), payload)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every asynchronous invocation (and its retries) is done."""
+        return self.service.wait_idle(timeout)
+
+    def emails_sent(self) -> int:
+        """Return how many emails the emulated SES accepted so far."""
+        from moto.ses.models import ses_backends
+
+        from local.environment import ACCOUNT_ID
+
+        return len(ses_backends[ACCOUNT_ID][self.settings.region].sent_messages)
+
+
+def free_base_port(count: int = 4, start: int = 21000, stop: int = 60000) -> int:
+    """Return a port P such that P..P+count-1 are all free on loopback."""
+    for base in range(start, stop, count + 1):
+        sockets = []
+        try:
+            for offset in range(count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind((HOST, base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free ports on loopback")
+
+
+def _instrument(recorder: Recorder) -> None:
+    """Wrap what the sweep runs; before any handler module is imported, so imports see it."""
+    from chalicelib import check, mailer
+    from local import emulator, lambda_api
+
+    def invocation(_service: Any, function: Any, payload: Any) -> str:
+        action = payload.get("action") if isinstance(payload, dict) else None
+        return f"{INVOKE}{function.key}.{action}"
+
+    recorder.wrap(lambda_api.LambdaService, "run", invocation)
+    recorder.wrap(check, "probe", "probe")
+    recorder.wrap(check, "gather_evidence", "gather_evidence")
+    recorder.wrap(mailer.Mailer, "deliver", "ses.deliver")
+    recorder.wrap(emulator.StateStore, "save", "local.state_save")
+
+    # The checker's evaluation and cron's scan are module functions the handlers call by name.
+    import lambdas.checker
+    import lambdas.cron
+
+    recorder.wrap(lambdas.checker, "evaluate_batch", "checker.evaluate")
+    recorder.wrap(lambdas.cron, "scan_all", "cron.scan")
+    recorder.wrap(lambdas.cron, "plan_batches", "cron.plan")
+
+
+@contextmanager
+def local_stack(workdir: Path, ca_file: Path, ses_rate: float) -> Iterator[Running]:
+    """Start `sslnotify local` in this process on free ports with a fresh state directory."""
+    from local.stack import Console, LocalStack
+
+    # The stack reads these through Settings.from_env; every function gets them.
+    os.environ["SSLNOTIFY_SES_RATE"] = repr(ses_rate)
+    os.environ["SSLNOTIFY_PREFIX"] = "sslnotify-bench"
+    args = argparse.Namespace(
+        port=free_base_port(),
+        state_dir=workdir / "state",
+        allow_private_targets=True,
+        ca_bundle=ca_file,
+        verbose=False,
+    )
+    # The stack announces every email on its console; keep the benchmark's output readable.
+    console = io.StringIO()
+    stack = LocalStack(args, Console(console))
+    captured: dict[str, Any] = {}
+    start_lambda = stack._start_lambda
+
+    def keep_service() -> Any:
+        captured["service"] = start_lambda()
+        return captured["service"]
+
+    stack._start_lambda = keep_service
+    recorder = Recorder()
+    stack.start()
+    try:
+        _instrument(recorder)
+        yield Running(stack, captured["service"], stack.settings, recorder, console)
+    finally:
+        recorder.unwrap()
+        with suppress(Exception):
+            stack.stop(save=False)

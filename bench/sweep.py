@@ -1,0 +1,226 @@
+"""The sweep benchmark: the real daily sweep, the original design and the floor, in one run.
+
+    .venv/bin/python -m bench.sweep [--quick] [--subscriptions N] [--targets M] [--latency-ms L]
+
+Prints the figures and the ratios; `--json FILE` also writes them. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import checknow, coldstart, floor, runs, seed
+from bench.endpoints import Endpoints
+from bench.stack import local_stack
+from chalicelib.privacy import AddressVault
+
+FULL = {"subscriptions": 10_000, "targets": 1_000}
+QUICK = {"subscriptions": 300, "targets": 30}
+# Emulated SES has no quota; pace well above AWS's 14/s so mail does not hide the sweep.
+# docs/scaling.md works out the time at 14/s and 200/s.
+BENCH_SES_RATE = 1000.0
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (300 over 30)")
+    parser.add_argument("--subscriptions", type=int, help="N (default 10,000; quick 300)")
+    parser.add_argument("--targets", type=int, help="M distinct targets (default 1,000; quick 30)")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="handshake delay")
+    parser.add_argument(
+        "--original-sample",
+        type=int,
+        help="subscriptions the original design is run on (default all up to 1,000), then scaled",
+    )
+    parser.add_argument("--checknow-requests", type=int, help="default 200 (quick 20)")
+    parser.add_argument("--ses-rate", type=float, default=BENCH_SES_RATE)
+    parser.add_argument("--endpoint-processes", type=int, default=1)
+    parser.add_argument("--skip-coldstart", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    args.subscriptions = args.subscriptions or size["subscriptions"]
+    args.targets = min(args.targets or size["targets"], args.subscriptions)
+    args.original_sample = min(args.original_sample or 1000, args.subscriptions)
+    args.checknow_requests = args.checknow_requests or (20 if args.quick else 200)
+    return args
+
+
+def say(text: str) -> None:
+    """Print a progress line at once (the stack redirects nothing of the main thread)."""
+    print(text, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every measurement and print the report; exit 1 when an email was missing."""
+    args = parse_arguments(argv)
+    figures: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m bench.sweep " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine(),
+        "subscriptions": args.subscriptions,
+        "targets": args.targets,
+        "latency_ms": args.latency_ms,
+        "ses_rate": args.ses_rate,
+    }
+    with tempfile.TemporaryDirectory(prefix="sslnotify-bench-") as directory:
+        workdir = Path(directory)
+        latency = args.latency_ms / 1000
+        with Endpoints.start(args.targets, latency, workdir / "certs", args.endpoint_processes) as (
+            endpoints
+        ):
+            say(f"endpoints: {args.targets} on loopback, {args.latency_ms:g} ms per handshake")
+            best = floor.measure(endpoints.targets)
+            figures["floor"] = asdict(best)
+            say(f"floor: {best.handshakes} handshakes in {best.seconds:.3f} s")
+            with (
+                Endpoints.start(1, 0.0, workdir / "checknow") as direct,
+                local_stack(workdir, endpoints.ca_file, args.ses_rate) as running,
+            ):
+                measure_stack(args, figures, running, endpoints, direct)
+    if not args.skip_coldstart:
+        say("cold start: importing each handler module in fresh interpreters…")
+        figures["imports"] = [asdict(row) for row in coldstart.measure_all()]
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    sweep = figures["sweep"]
+    complete = sweep["emails"] == sweep["due"] == sweep["claimed"]
+    complete = complete and sweep["probes"] == args.targets
+    return 0 if complete else 1
+
+
+def measure_stack(
+    args: argparse.Namespace,
+    figures: dict[str, Any],
+    running: Any,
+    endpoints: Endpoints,
+    direct: Endpoints,
+) -> None:
+    """Seed the tables, then run the sweep, the original design and check-now on the stack."""
+    vault = AddressVault(running.settings.require_secret())
+    subscriptions = seed.plan(args.subscriptions, endpoints.targets, vault)
+    started = time.perf_counter()
+    seed.write(running.settings, subscriptions, vault)
+    figures["seed_seconds"] = time.perf_counter() - started
+    say(f"seeded {len(subscriptions)} subscriptions in {figures['seed_seconds']:.1f} s")
+    day = datetime.now(UTC).date().isoformat()
+
+    sweep = runs.run_sweep(running, endpoints, day, subscriptions)
+    figures["sweep"] = asdict(sweep)
+    say(f"sweep: last email after {sweep.wall:.2f} s ({sweep.emails} emails)")
+
+    original = runs.run_original(
+        running, endpoints, runs.next_day(day), subscriptions, args.original_sample
+    )
+    scale = args.subscriptions / original.extra["sample"]
+    original.extra["scaled"] = original.extra["scan"] + original.extra["invocation_phase"] * scale
+    figures["original"] = asdict(original)
+    say(
+        f"original design: {original.extra['sample']} subscriptions in "
+        f"{original.wall:.2f} s; scaled to {args.subscriptions}: {original.extra['scaled']:.1f} s"
+    )
+
+    latency = checknow.measure(running.api_port, direct.targets[0], args.checknow_requests)
+    figures["checknow"] = {**asdict(latency), "added_p50": latency.added_p50}
+    figures["checknow"]["added_p99"] = latency.added_p99
+    problems = [line for line in running.console_lines() if not line.startswith("email: ")]
+    figures["stack_messages"] = problems[:50]
+
+
+def machine() -> str:
+    """Describe this machine: CPU model and count, memory, OS, Python."""
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} x {model}, {memory:.0f} GiB, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def report(figures: dict[str, Any]) -> None:
+    """Print the figures and the ratios."""
+    sweep, original, best = figures["sweep"], figures["original"], figures["floor"]
+    scaled = original["extra"]["scaled"]
+    say("")
+    say(f"== sslnotify sweep benchmark, {figures['date']}")
+    say(f"machine: {figures['machine']}")
+    say(f"command: {figures['command']}")
+    say(
+        f"data: {figures['subscriptions']} subscriptions over {figures['targets']} targets, "
+        f"{figures['latency_ms']:g} ms per handshake, emulated SES paced at "
+        f"{figures['ses_rate']:g}/s"
+    )
+    say("")
+    say(f"{'':34}{'seconds':>10}")
+    say(f"{'sweep, trigger to last email':34}{sweep['wall']:10.3f}")
+    say(f"{'  probing phase':34}{sweep['probing']:10.3f}   (first probe to last result)")
+    say(f"{'original design (scaled)':34}{scaled:10.3f}   ({original_note(original)})")
+    concurrency = best["concurrency"]
+    say(f"{'floor: raw handshakes':34}{best['seconds']:10.3f}   (concurrency {concurrency})")
+    say("")
+    say(f"probing phase / floor:    {sweep['probing'] / best['seconds']:6.2f}x   (target ≤ 2)")
+    say(f"original / sweep:         {scaled / sweep['wall']:6.1f}x   (target ≥ 20)")
+    say(f"sweep / floor:            {sweep['wall'] / best['seconds']:6.2f}x")
+    say("")
+    say(
+        f"probes {sweep['probes']} (targets {figures['targets']}), invocations "
+        f"{sum(sweep['invocations'].values())} {sweep['invocations']}, emails {sweep['emails']} "
+        f"of {sweep['due']} due ({sweep['claimed']} claimed), peak RSS "
+        f"{sweep['peak_rss_mb']:.0f} MiB"
+    )
+    say("timeline (s after the trigger): " + timeline(sweep["timeline"]))
+    say("busy time by step (s, summed over threads):")
+    for name, seconds in sorted(sweep["busy"].items(), key=lambda item: -item[1]):
+        say(f"  {name:34}{seconds:9.3f}")
+    checks = figures["checknow"]
+    say(
+        f"check-now over {checks['requests']} requests: API p50 {checks['api_p50']:.1f} ms, "
+        f"p99 {checks['api_p99']:.1f} ms; bare probe p50 {checks['probe_p50']:.1f} ms, "
+        f"p99 {checks['probe_p99']:.1f} ms; added p50 {checks['added_p50']:.1f} ms, "
+        f"p99 {checks['added_p99']:.1f} ms"
+    )
+    for row in figures.get("imports", []):
+        note = row["error"] or ("with boto3" if row["boto3_included"] else "boto3 not imported")
+        say(f"import {row['module']:18}{row['milliseconds']:8.1f} ms  ({note})")
+    for line in figures.get("stack_messages", []):
+        say(f"stack: {line[:200]}")
+
+
+def original_note(original: dict[str, Any]) -> str:
+    """Describe how the original design's figure was obtained."""
+    extra = original["extra"]
+    return (
+        f"scan {extra['scan']:.2f} s + {extra['invocation_phase']:.2f} s for "
+        f"{extra['sample']} invocations, scaled linearly"
+    )
+
+
+def timeline(points: dict[str, float]) -> str:
+    """Format the timeline in order."""
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in sorted(points.items(), key=_at))
+
+
+def _at(item: tuple[str, float]) -> float:
+    return item[1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
