@@ -25,6 +25,7 @@ logger = get_logger(__name__)
 WINDOW = timedelta(hours=25)
 ROUTINE_PREFIXES = ("START ", "END ", "REPORT ", "INIT_START ", "INIT_REPORT ", "EXTENSION ")
 ROUTINE_LEVELS = frozenset({"INFO", "DEBUG"})
+LOG_PAGE_SIZE = 10_000  # events per filter_log_events page (the API's maximum)
 MAX_LINES_PER_FUNCTION = 200
 MAX_LINE_LENGTH = 2000
 
@@ -86,7 +87,10 @@ def unusual_lines(
             "endTime": int(end.timestamp() * 1000),
         }
         try:
-            for page in client.get_paginator("filter_log_events").paginate(**arguments):
+            pages = client.get_paginator("filter_log_events").paginate(
+                **arguments, PaginationConfig={"PageSize": LOG_PAGE_SIZE}
+            )
+            for page in pages:
                 for event in page.get("events", []):
                     message = str(event.get("message", ""))
                     if is_routine(message):
