@@ -1,0 +1,134 @@
+"""The whole service on one machine, over plain HTTP: check, subscribe, confirm, alert, report."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def call(method: str, url: str, origin: str | None = None) -> tuple[int, dict, dict]:
+    """Send one request; return status, JSON answer and headers."""
+    request = urllib.request.Request(
+        url, method=method, headers={"Origin": origin} if origin else {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"null"), dict(answer.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null"), dict(error.headers)
+
+
+def user_url(stack, address: str, **params: str) -> str:
+    return f"{stack.api_url}/user/{quote(address, safe='')}?{urlencode(params)}"
+
+
+def link_parameters(message, page: str) -> dict[str, str]:
+    """Return the query parameters of the first link in the email that points at the page."""
+    link = next(url for url in message.links() if urlsplit(url).path.endswith(page))
+    return {key: values[0] for key, values in parse_qs(urlsplit(link).query).items()}
+
+
+def subscribe_and_confirm(stack, address: str, target: str) -> str:
+    """Subscribe an address to a target, confirm through the emailed link; return the token."""
+    status, answer, headers = call(
+        "PUT", user_url(stack, address, domain=target, days="30"), origin=stack.frontend_url
+    )
+    assert status == 200, answer
+    assert headers.get("Access-Control-Allow-Origin") == stack.frontend_url
+    confirmation = stack.wait_for_email(to=address)
+    parameters = link_parameters(confirmation, "confirm.html")
+    assert parameters["user"] == address
+    status, answer, _ = call("PUT", user_url(stack, address, uuid=parameters["uuid"]))
+    assert status == 200, answer
+    return parameters["uuid"]
+
+
+def subscribed_targets(stack) -> list[str]:
+    """Return the targets of every confirmed subscription, read from the emulated DynamoDB."""
+    items = stack.aws_client("dynamodb").scan(TableName=stack.table_name("subscriptions"))["Items"]
+    return sorted(item["target"]["S"] for item in items)
+
+
+def log_events(stack) -> dict[str, list[str]]:
+    """Return the log lines of every function's log group, by function."""
+    logs = stack.aws_client("logs")
+    prefix = f"/aws/lambda/{stack.table_name('')}"
+    found: dict[str, list[str]] = {}
+    for group in logs.describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]:
+        name = group["logGroupName"]
+        events = logs.filter_log_events(logGroupName=name).get("events", [])
+        if events:
+            found[name.removeprefix(prefix)] = [event["message"] for event in events]
+    return found
+
+
+def test_the_whole_flow_survives_a_restart(local_stack_factory, tmp_path):
+    stack = local_stack_factory(tmp_path / "state")
+    server = stack.serve(days_left=10)
+    target = f"127.0.0.1:{server.port}"
+
+    # The website and its generated configuration.
+    with urllib.request.urlopen(f"{stack.frontend_url}/config.js") as answer:
+        assert stack.api_url in answer.read().decode()
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+    # Check now.
+    status, result, _ = call("GET", f"{stack.api_url}/check/127.0.0.1?port={server.port}&days=30")
+    assert status == 200, result
+    assert result["status"] == "expiring"
+    assert result["daysLeft"] == 10
+
+    # Subscribe two people; confirm both through their emails.
+    alice, bob = "alice@example.com", "bob@example.com"
+    subscribe_and_confirm(stack, alice, target)
+    bob_token = subscribe_and_confirm(stack, bob, target)
+    assert len(subscribed_targets(stack)) == 2
+    # A stale confirmation link is refused, and its warning is what the operator's report shows.
+    status, answer, _ = call("PUT", user_url(stack, "carol@example.com", uuid="x" * 32))
+    assert status in {400, 404}, answer
+
+    # The daily run alerts both about the expiring certificate.
+    stack.trigger("cron")
+    alert = stack.wait_for_email(to=alice, subject="expire")
+    assert "10 days" in alert.text
+    assert alert.message["List-Unsubscribe"]
+    stack.wait_for_email(to=bob, subject="expire")
+
+    # Alice follows her unsubscribe link.
+    parameters = link_parameters(alert, "unsubscribe.html")
+    status, answer, _ = call("DELETE", user_url(stack, alice, uuid=parameters["uuid"]))
+    assert status == 200, answer
+    assert len(subscribed_targets(stack)) == 1
+
+    # The operator's daily report.
+    stack.trigger("reporter")
+    report = stack.wait_for_email(to="operator@", subject="report")
+    assert "data" in report.text
+    # Every function logged to its own group, and no address reached any log.
+    expected = {"api", "data", "cron", "checker", "mailer", "reporter"}
+    deadline = time.monotonic() + 5  # lines are shipped once a second
+    while not expected <= set(events := log_events(stack)) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert expected <= set(events)
+    assert not [line for lines in events.values() for line in lines if "example.com" in line]
+
+    # A clean stop saves the state; a new start on the same directory restores it.
+    assert stack.stop() == 0
+    assert not (stack.state_dir / "stack.json").exists()
+    stack.start()
+    assert subscribed_targets(stack) == [target]
+    status, answer, _ = call("PUT", user_url(stack, bob, uuid=bob_token))
+    assert status == 200, answer
+    assert "already" in json.dumps(answer).lower()
+    # The outbox kept its mail across the restart and lists it on its page.
+    with urllib.request.urlopen(f"{stack.frontend_url}/outbox") as answer:
+        page = answer.read().decode()
+    assert page.count(".eml") >= 5
