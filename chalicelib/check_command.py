@@ -11,7 +11,7 @@ from chalicelib import ssrf
 from chalicelib.check import CheckRequest, check_many
 from chalicelib.config import get_settings
 from chalicelib.errors import BadInput, UsageError
-from chalicelib.evaluate import CheckResult
+from chalicelib.evaluate import CheckResult, Problem
 from chalicelib.targets import parse_target
 from chalicelib.trust import default_trust, read_bundle
 
@@ -104,9 +104,16 @@ def human_line(result: CheckResult) -> str:
         text = f"{_plural(result.days_left)} left (expires {day}, issued by {result.issued_by})"
     else:
         text = f"expired on {day} (issued by {result.issued_by})"
-    # The leaf's own "expiring" message only repeats the days left already shown.
-    details = [p.message for p in result.problems if p.code != "expiring"]
+    details = [p.message for p in result.problems if not _repeats_leaf_dates(p, result)]
     return head + "; ".join([text, *details])
+
+
+def _repeats_leaf_dates(problem: Problem, result: CheckResult) -> bool:
+    # The leaf's own expiring/expired message only repeats what the line already says.
+    if problem.code == "expiring":
+        return True
+    leaf_expired = result.days_left is not None and result.days_left < 0
+    return problem.code == "expired" and leaf_expired and problem.message.startswith("the ")
 
 
 def exit_status(results: list[CheckResult]) -> int:
