@@ -288,7 +288,8 @@ class LocalStack:
             raise
 
     def _serve(self, server: Any, name: str) -> None:
-        thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval per server.
+        thread = threading.Thread(target=server.serve_forever, args=(0.1,), name=name, daemon=True)
         thread.start()
 
         def stop() -> None:

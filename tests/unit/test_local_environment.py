@@ -1,0 +1,35 @@
+"""The functions' environment is one list: from it, every function builds the same settings."""
+
+from __future__ import annotations
+
+from chalicelib.config import Settings
+from local.environment import function_environment, runtime_environment
+
+
+def test_the_environment_rebuilds_the_same_settings():
+    settings = Settings.from_env(
+        {},
+        secret="s3cret",
+        site_url="http://127.0.0.1:9000",
+        api_url="http://127.0.0.1:9001",
+        cors_origin="http://127.0.0.1:9000",
+        allow_private_targets=True,
+        ca_bundle="/tmp/root.pem",
+        ses_configuration_set="events",
+        check_timeout=4.5,
+    )
+    assert Settings.from_env(function_environment(settings)) == settings
+
+
+def test_the_defaults_rebuild_too():
+    settings = Settings.from_env({})
+    environment = function_environment(settings)
+    assert "SSLNOTIFY_ALLOW_PRIVATE_TARGETS" not in environment
+    assert Settings.from_env(environment) == settings
+
+
+def test_the_runtime_names_the_function_and_its_log_group():
+    runtime = runtime_environment(Settings.from_env({}), "checker")
+    assert runtime["AWS_LAMBDA_FUNCTION_NAME"] == "sslnotify-dev-checker"
+    assert runtime["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/sslnotify-dev-checker"
+    assert runtime["_HANDLER"] == "lambdas.checker.handler"
