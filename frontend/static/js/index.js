@@ -255,6 +255,9 @@
       .then(function (answer) {
         sslnotify.showMessage($status, "success", sslnotify.sentence(answer.Message) ||
           "Check your inbox: we sent a confirmation email. Click its link within 48 hours.");
+        // The submit button stays disabled (one email is enough); keep the focus inside the
+        // dialog, where Escape and Enter still work, instead of losing it to the page.
+        $("#remind-close").trigger("focus");
       }, function (failure) {
         sslnotify.showMessage($status, "danger", failure.message);
         $submit.prop("disabled", false);
