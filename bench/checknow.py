@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import itertools
 import json
 import statistics
 import time
@@ -15,6 +16,7 @@ from chalicelib.targets import parse_target
 # The API limits checks per client address and minute: spread the requests over loopback
 # source addresses (all of 127.0.0.0/8 is this machine), a few requests each.
 REQUESTS_PER_SOURCE = 10
+_sources = itertools.count()  # never reuse a source address within one process
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ def measure(api_port: int, target: str, requests: int = 200, timeout: float = 10
             bare.append(time.perf_counter() - started)
             if not evidence.ok:
                 raise RuntimeError(f"the bare probe failed: {evidence.message}")
-            number = index // REQUESTS_PER_SOURCE
-            source = f"127.0.{10 + number // 250}.{number % 250 + 1}"
+            if index % REQUESTS_PER_SOURCE == 0:
+                number = next(_sources)
+                source = f"127.0.{10 + number // 250}.{number % 250 + 1}"
             api.append(_api_once(api_port, target, source))
     finally:
         loop.close()
