@@ -54,3 +54,10 @@ frontend/node_modules/.installed: frontend/package.json frontend/package-lock.js
 
 html-check: site frontend/node_modules/.installed
 	frontend/node_modules/.bin/html-validate --config frontend/.htmlvalidate.json $(SITE_DIR)/*.html
+
+# The sweep benchmark (docs/performance.md): the real sweep, the original design, the floor.
+bench: venv
+	$(BIN)/python -m bench.sweep $(ARGS)
+
+bench-quick: venv
+	$(BIN)/python -m bench.sweep --quick $(ARGS)
