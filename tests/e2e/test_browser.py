@@ -166,6 +166,14 @@ def test_check_now_explains_an_unreachable_target(page, local_stack, closed_port
     assert_quiet(watch, local_stack)
 
 
+def test_an_international_name_is_accepted_and_shown_in_unicode(page, local_stack, watch):
+    # .example never resolves, so this also shows how a DNS failure is explained.
+    assert check(page, local_stack, "https://BÜCHER.example/") == "error"
+    assert page.locator("#result-title").inner_text() == "Could not check: bücher.example"
+    assert "Check the spelling" in page.locator('.problem[data-code="dns_error"]').inner_text()
+    assert_quiet(watch, local_stack)
+
+
 def test_auto_threshold_is_sent_and_explained(page, local_stack):
     server = local_stack.serve(days_left=80)
     assert check(page, local_stack, f"127.0.0.1:{server.port}", days="auto") == "ok"
