@@ -14,7 +14,8 @@ tests/conftest.py doing so):
         (handshakes begun) and .server_names (the SNI each handshake sent, None when none was).
     silent_listener(host="127.0.0.1") -> Listener   accepts TCP, never answers (a TLS timeout)
     plain_tcp_listener(host="127.0.0.1") -> Listener answers "HTTP/1.1 400" and closes
-    closed_port(host="127.0.0.1") -> int            a port nothing listens on (refused)
+    closed_port -> int, callable                    a port nothing listens on (refused) on
+                                                    127.0.0.1; `closed_port(host)` for ::1
     ipv6_loopback -> bool                           whether ::1 is usable (skip IPv6 tests if not)
     test_pki -> tests.certs.TestPKI                 a root + intermediate valid around now
     ca_file(*issued) -> str                         writes a PEM bundle to a temp file, returns path
@@ -268,10 +269,17 @@ def plain_tcp_listener():
         listener.close()
 
 
+class ClosedPort(int):
+    """A closed port on 127.0.0.1 that, called, also gives one on another loopback host."""
+
+    def __call__(self, host: str = "127.0.0.1") -> int:
+        return int(self) if host == "127.0.0.1" else find_closed_port(host)
+
+
 @pytest.fixture
-def closed_port():
-    """Return a function giving a loopback port nothing listens on: `closed_port(host=...)`."""
-    return find_closed_port
+def closed_port() -> ClosedPort:
+    """Return a port nothing listens on: use it as an int, or call `closed_port(host=...)`."""
+    return ClosedPort(find_closed_port())
 
 
 @pytest.fixture(scope="session")
