@@ -61,6 +61,7 @@ class StateStore:
         self.settings = settings
         self.directory = directory
         self._lock = threading.Lock()
+        self._saved_listing: str | None = None
 
     @property
     def _tables_file(self) -> Path:
@@ -81,9 +82,7 @@ class StateStore:
             _write_json(
                 self._tables_file, {"version": STATE_VERSION, "tables": self._dump_tables()}
             )
-            _write_json(
-                self._buckets_file, {"version": STATE_VERSION, "buckets": self._dump_buckets()}
-            )
+            self._save_buckets()
 
     def restore(self) -> dict[str, int]:
         """Load saved items and objects back; return how many of each were restored."""
@@ -119,22 +118,49 @@ class StateStore:
             dynamodb.batch_write_item(RequestItems={name: requests})
         return len(items)
 
-    def _dump_buckets(self) -> dict[str, list[dict[str, str]]]:
+    def _listing(self) -> dict[str, list[dict[str, Any]]]:
+        s3 = aws.client("s3")
+        listing: dict[str, list[dict[str, Any]]] = {}
+        for bucket in self._bucket_names():
+            listing[bucket] = [
+                entry
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                for entry in page.get("Contents", [])
+            ]
+        return listing
+
+    def _save_buckets(self) -> None:
+        # Backups pile up hourly: download the objects again only when the listing changed.
+        listing = self._listing()
+        signature = json.dumps(
+            {
+                bucket: [(e["Key"], e["ETag"], e["Size"]) for e in entries]
+                for bucket, entries in listing.items()
+            },
+            sort_keys=True,
+        )
+        if signature == self._saved_listing and self._buckets_file.exists():
+            return
+        dump = self._dump_buckets(listing)
+        _write_json(self._buckets_file, {"version": STATE_VERSION, "buckets": dump})
+        self._saved_listing = signature
+
+    def _dump_buckets(
+        self, listing: dict[str, list[dict[str, Any]]]
+    ) -> dict[str, list[dict[str, str]]]:
         s3 = aws.client("s3")
         dump: dict[str, list[dict[str, str]]] = {}
-        for bucket in self._bucket_names():
-            objects = []
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for entry in page.get("Contents", []):
-                    answer = s3.get_object(Bucket=bucket, Key=entry["Key"])
-                    objects.append(
-                        {
-                            "key": entry["Key"],
-                            "content_type": answer.get("ContentType", "binary/octet-stream"),
-                            "body": base64.b64encode(answer["Body"].read()).decode(),
-                        }
-                    )
-            dump[bucket] = objects
+        for bucket, entries in listing.items():
+            dump[bucket] = []
+            for entry in entries:
+                answer = s3.get_object(Bucket=bucket, Key=entry["Key"])
+                dump[bucket].append(
+                    {
+                        "key": entry["Key"],
+                        "content_type": answer.get("ContentType", "binary/octet-stream"),
+                        "body": base64.b64encode(answer["Body"].read()).decode(),
+                    }
+                )
         return dump
 
     def _load_bucket(self, bucket: str, objects: list[dict[str, str]]) -> int:

@@ -5,6 +5,7 @@ The local stack and the tests call this; Terraform reads the same resources.json
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parseaddr
 
 from chalicelib import aws
@@ -13,10 +14,12 @@ from chalicelib.config import Settings, resources
 
 def provision(settings: Settings) -> None:
     """Create every resource sslnotify needs, skipping those that already exist."""
-    _tables(settings)
-    _buckets(settings)
-    _ses(settings)
-    _log_groups(settings)
+    # One thread per service: moto builds each service's backend on its first request,
+    # which is most of the local stack's start-up time.
+    steps = (_tables, _buckets, _ses, _log_groups)
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        for done in [pool.submit(step, settings) for step in steps]:
+            done.result()
 
 
 def _tables(settings: Settings) -> None:
