@@ -6,6 +6,7 @@ variables, so the same code talks to AWS or to the local emulation.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -22,18 +23,32 @@ _TIMEOUTS = {
 }
 
 
+def _session() -> boto3.session.Session:
+    """Return the session for the current AWS environment (credentials, endpoints)."""
+    # A session caches the service models its clients load (about 100 ms each); keying it
+    # on the AWS_* variables keeps that cache while credentials or endpoints stay the same.
+    return _session_for(
+        tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    )
+
+
+@cache
+def _session_for(environment: tuple[tuple[str, str], ...]) -> boto3.session.Session:
+    return boto3.session.Session()
+
+
 @cache
 def client(service: str) -> Any:
     """Return the boto3 client for a service, built once per process."""
     config = _TIMEOUTS.get(service, Config(retries=_RETRIES, connect_timeout=5, read_timeout=60))
-    return boto3.session.Session().client(service, region_name=get_settings().region, config=config)
+    return _session().client(service, region_name=get_settings().region, config=config)
 
 
 @cache
 def table(key: str) -> Any:
     """Return the DynamoDB Table resource for a table of resources.json."""
     settings = get_settings()
-    resource = boto3.session.Session().resource(
+    resource = _session().resource(
         "dynamodb", region_name=settings.region, config=Config(retries=_RETRIES)
     )
     return resource.Table(settings.table_name(key))
