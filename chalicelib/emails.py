@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from chalicelib.config import Settings
+from chalicelib.errors import BadInput
+from chalicelib.targets import parse_target
 
 LEAF_CODES = {
     "expiring",
@@ -90,14 +92,16 @@ def one_click_headers(settings: Settings, email: str, token: str) -> tuple[tuple
 
 
 def display_target(target: str, result: Mapping[str, Any] | None = None) -> str:
-    """Name a target as people write it: the host, with the port only when it is not 443."""
-    host, port = None, None
-    if result:
-        host, port = result.get("host"), result.get("port")
+    """Name a target as people write it: Unicode host, the port only when it is not 443."""
+    host, port = (result.get("host"), result.get("port")) if result else (None, None)
     if not host:
-        host, _, port_text = target.rpartition(":")
-        host, port = (host or target), (int(port_text) if port_text.isdigit() else 443)
-    return str(host) if int(port or 443) == 443 else f"{host}:{port}"
+        try:
+            parsed = parse_target(target)
+        except BadInput:
+            return target
+        host, port = parsed.host, parsed.port
+    shown = f"[{host}]" if ":" in str(host) else str(host)
+    return shown if int(port or 443) == 443 else f"{shown}:{port}"
 
 
 def _tolerance_words(tolerance: str) -> str:

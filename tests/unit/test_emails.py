@@ -175,6 +175,8 @@ def test_report_goes_to_the_operator():
         ("example.com:443", None, "example.com"),
         ("example.com:8443", None, "example.com:8443"),
         ("[::1]:443", None, "[::1]"),
+        ("[::1]:8443", {"host": "::1", "port": 8443}, "[::1]:8443"),
+        ("xn--bcher-kva.example:8443", None, "bücher.example:8443"),
         ("xn--bcher-kva.example:443", {"host": "bücher.example", "port": 443}, "bücher.example"),
     ],
 )
