@@ -153,3 +153,37 @@ def test_a_scan_larger_than_one_page(stack, monkeypatch, segments):
     assert len(scans) > segments  # more than one page per segment on average
     assert sum(len(stack.mail_to(address)) for address in people) == 6
     assert (expiring.connections, good.connections) == (1, 1)
+
+
+def test_a_checker_that_fails_midway_is_retried_by_aws(stack, monkeypatch):
+    import lambdas.data
+
+    server = stack.serve(days_left=5)
+    stack.subscribe(ANN, server.address)
+    real_record = lambdas.data.ACTIONS["record_results"]
+    calls = []
+
+    def flaky_record(day, results):
+        calls.append(day)
+        if len(calls) == 1:
+            raise RuntimeError("DynamoDB had a bad moment")
+        return real_record(day, results)
+
+    monkeypatch.setitem(lambdas.data.ACTIONS, "record_results", flaky_record)
+    stack.sweep(DAY1)
+    assert len(calls) == 2  # the checker failed, AWS ran it again
+    assert len(stack.mail_to(ANN)) == 1
+    assert stack.lambdas.failures == []
+
+
+def test_a_sweep_that_cannot_scan_fails_loudly_for_a_retry(stack, monkeypatch):
+    import lambdas.data
+
+    def broken_scan(segment=0, total_segments=1, cursor=None, limit=1):
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setitem(lambdas.data.ACTIONS, "scan_subscriptions", broken_scan)
+    stack.sweep(DAY1)
+    ((function, _, error),) = stack.lambdas.failures
+    assert (function, type(error).__name__) == ("cron", "SweepStepFailed")
+    assert stack.lambdas.count("cron") == 1 and stack.lambdas.count("checker") == 0
