@@ -52,9 +52,13 @@ def chromium_executable() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
-    """Start one headless Chromium for the session (each test gets its own context)."""
+    """Start one headless Chromium for this module (each test gets its own context).
+
+    Module scope, not session: while Playwright's sync API is active it leaves its event loop
+    marked as running, and later tests that call asyncio.run() would fail.
+    """
     executable = chromium_executable()
 
     with sync_playwright() as playwright:
