@@ -1,0 +1,1 @@
+"""Security and reliability tests: hostile input, SSRF, faults, loss, abuse, privacy, headers."""
