@@ -33,6 +33,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._counts: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self._undo: list[Callable[[], None]] = []
 
@@ -41,10 +42,21 @@ class Recorder:
         with self._lock:
             self._spans[name].append((start, end))
 
+    def tally(self, name: str, count: int) -> None:
+        """Add to a counter."""
+        with self._lock:
+            self._counts[name] += count
+
+    def counts(self) -> dict[str, int]:
+        """Return every counter."""
+        with self._lock:
+            return dict(self._counts)
+
     def clear(self) -> None:
-        """Forget every span (between runs)."""
+        """Forget every span and counter (between runs)."""
         with self._lock:
             self._spans.clear()
+            self._counts.clear()
 
     def names(self) -> list[str]:
         """Return the names that have spans."""

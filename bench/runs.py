@@ -34,6 +34,7 @@ class SweepRun:
     due: int
     claimed: int  # subscriptions whose alert of the day was claimed (sent)
     peak_rss_mb: float
+    probe_failures: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -103,6 +104,7 @@ def _summarise(
         due=due,
         claimed=claimed_alerts(day),
         peak_rss_mb=peak_rss_mb(),
+        probe_failures=recorder.counts().get("probe failures", 0),
     )
 
 

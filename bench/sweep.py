@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import checknow, coldstart, floor, runs, seed
 from bench.endpoints import Endpoints
-from bench.stack import local_stack
+from bench.stack import local_stack, measure_state_save
 from chalicelib.privacy import AddressVault
 
 FULL = {"subscriptions": 10_000, "targets": 1_000}
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     sweep = figures["sweep"]
     complete = sweep["emails"] == sweep["due"] == sweep["claimed"]
-    complete = complete and sweep["probes"] == args.targets
+    complete = complete and sweep["probes"] == args.targets and not sweep["probe_failures"]
     return 0 if complete else 1
 
 
@@ -143,6 +143,7 @@ def measure_stack(
     latency = checknow.measure(running.api_port, direct.targets[0], args.checknow_requests)
     figures["checknow"] = {**asdict(latency), "added_p50": latency.added_p50}
     figures["checknow"]["added_p99"] = latency.added_p99
+    figures["state_save_seconds"] = measure_state_save(running)
     problems = [line for line in running.console_lines() if not line.startswith("email: ")]
     figures["stack_messages"] = problems[:50]
 
@@ -201,6 +202,10 @@ def report(figures: dict[str, Any]) -> None:
         f"{sum(sweep['invocations'].values())} {sweep['invocations']}, emails {sweep['emails']} "
         f"of {sweep['due']} due ({sweep['claimed']} claimed), peak RSS "
         f"{sweep['peak_rss_mb']:.0f} MiB"
+    )
+    say(
+        f"probe failures {sweep['probe_failures']}; the local stack's state save "
+        f"(every 10 s, left out of the runs) takes {figures['state_save_seconds']:.2f} s once"
     )
     say("timeline (s after the trigger): " + timeline(sweep["timeline"]))
     say("busy time by step (s, summed over threads):")
