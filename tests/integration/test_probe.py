@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib import ssrf
-from chalicelib.check import CheckRequest, check_many, gather_evidence
+from chalicelib.check import CheckRequest, check_many, check_target, gather_evidence
 from chalicelib.probe import probe
 from chalicelib.targets import parse_target
 from chalicelib.trust import TrustStore
@@ -228,3 +228,18 @@ def test_probe_returns_the_served_chain_in_order(tls_server, pki):
     evidence = asyncio.run(probe(parse_target(f"127.0.0.1:{server.port}"), timeout=5))
     assert evidence.chain == (leaf.der, pki.intermediate.der, pki.root.der)
     assert evidence.address == "127.0.0.1" and evidence.tls_version
+
+
+def test_check_target_sync(tls_server, pki, trust):
+    server = tls_server([pki.leaf(dns=["localhost"]), pki.intermediate])
+    result = check_target(f"https://localhost:{server.port}/", "auto", allow_private=True,
+                          trust=trust, timeout=5)  # fmt: skip
+    assert (result.status, result.tolerance_mode) == ("ok", "auto")
+
+
+def test_the_guard_refuses_loopback_in_a_batch_without_connecting(tls_server, pki):
+    server = tls_server([pki.leaf(dns=[], ips=["127.0.0.1"]), pki.intermediate])
+    targets = [parse_target(f"127.0.0.1:{server.port}"), parse_target(f"0x7f.1:{server.port}")]
+    evidence = asyncio.run(gather_evidence(targets, timeout=5, concurrency=2, allow_private=False))
+    assert [(e.error, e.refused) for e in evidence] == [("connect_error", True)] * 2
+    assert server.connections == 0
