@@ -124,20 +124,22 @@ async def _addresses(target: Target, ip: str | None, allow_private: bool, resolv
     guard = ssrf.resolve if allow_private else ssrf.resolve_allowed
     if target.is_ip:
         return guard(target, resolver)  # no lookup needed
-    return await _in_daemon_thread(guard, target, resolver)
+    addresses = await _in_daemon_thread(guard, target, resolver)
+    if not addresses:
+        raise ssrf.ResolutionFailed(f"could not resolve {target.host}: it has no address")
+    return addresses
 
 
 async def _connect(addresses: list[str], port: int):
-    last_error: OSError | None = None
+    """Connect to the first address that answers, in order; raise _ConnectFailed if none does."""
+    message = "no address to connect to"
     for address in addresses:
         try:
             _reader, writer = await asyncio.open_connection(address, port)
             return address, writer
         except OSError as error:
-            last_error = error
-            failed_address = address
-    assert last_error is not None
-    raise _ConnectFailed(_connect_message(last_error, failed_address, port))
+            message = _connect_message(error, address, port)
+    raise _ConnectFailed(message)
 
 
 class _ConnectFailed(Exception):
