@@ -30,6 +30,9 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _DAYS = re.compile(r"[0-9]{1,3}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _MULTILINE_OK = {"\n", "\r", "\t"}
+# Bidirectional overrides and isolates reorder how text reads (the "Trojan Source" trick).
+_BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_REFUSED_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}  # control, lone surrogate, private, unassigned
 
 
 def clean_text(value: Any, field: str, max_length: int, multiline: bool = False) -> str:
@@ -39,11 +42,11 @@ def clean_text(value: Any, field: str, max_length: int, multiline: bool = False)
     if len(value) > max_length:
         raise BadInput(f"{field} is too long (at most {max_length} characters)")
     allowed = _MULTILINE_OK if multiline else set()
+    refused = _REFUSED_CATEGORIES if multiline else _REFUSED_CATEGORIES | {"Zl", "Zp"}
     for character in value:
         if character in allowed:
             continue
-        # Cc: control characters, Cs: lone surrogates (unencodable), Co/Cn: private or unassigned.
-        if unicodedata.category(character) in {"Cc", "Cs", "Co", "Cn"}:
+        if character in _BIDI_CONTROLS or unicodedata.category(character) in refused:
             raise BadInput(f"{field} contains characters that are not allowed")
     return value.strip()
 

@@ -165,6 +165,9 @@ def test_feedback_fields_are_checked_and_kept():
         ({"name": "Ada", "email": "ada@example.com", "message": "a\x1b[31m"}, "not allowed"),
         ({"name": "Ada", "email": "ada@example.com", "message": "\udfff"}, "not allowed"),
         ({"name": ["Ada"], "email": "ada@example.com", "message": "hi"}, "must be text"),
+        ({"name": "Ada\u202egnp.exe", "email": "ada@example.com", "message": "hi"}, "not allowed"),
+        ({"name": "Ada\u2028Eve", "email": "ada@example.com", "message": "hi"}, "not allowed"),
+        ({"name": "Ada", "email": "ada@example.com", "message": "a\u2067b"}, "not allowed"),
         ({"name": "Ada", "email": "ada@example.com", "message": "hi", "x": 1}, "unexpected"),
     ],
 )
