@@ -1,6 +1,8 @@
 """Input checks at the edge: what is accepted, in what form, and the clear refusals."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib import validation
 from chalicelib.errors import BadInput
@@ -174,3 +176,29 @@ def test_feedback_fields_are_checked_and_kept():
 def test_bad_feedback_is_refused_clearly(fields, fragment):
     with pytest.raises(BadInput, match=fragment):
         validation.feedback(fields)
+
+
+TEXT = st.one_of(
+    st.text(max_size=400),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=40).map(lambda t: t + "@example.com"),
+    st.from_regex(r"[a-z0-9.%:\[\]/@-]{0,60}", fullmatch=True),
+)
+ANYTHING = st.one_of(TEXT, st.none(), st.integers(), st.booleans(), st.lists(st.integers()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=ANYTHING, port=st.one_of(st.none(), st.integers(1, 65535)))
+def test_every_check_answers_a_value_or_a_clear_refusal(value, port):
+    checks = [
+        validation.email_address,
+        validation.tolerance,
+        validation.port,
+        validation.token,
+        lambda v: validation.target(v, port),
+        lambda v: validation.feedback({"name": v, "email": v, "message": v}),
+    ]
+    for check in checks:
+        try:
+            check(value)
+        except BadInput as error:
+            assert error.message and len(error.message) < 2000
