@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import time
 from collections import defaultdict
@@ -15,12 +16,18 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Window:
-    """Several spans of one name: how many, first start, last end, and the summed time."""
+    """Several spans of one name: how many, first start, last end, summed wall and CPU time.
+
+    CPU time is the running thread's own (time.thread_time), so it leaves out waiting for
+    the GIL, the network or another thread; it is zero for coroutines, whose thread also
+    runs the other coroutines of its event loop.
+    """
 
     count: int
     first: float
     last: float
     busy: float
+    cpu: float
 
     @property
     def length(self) -> float:
@@ -32,15 +39,15 @@ class Recorder:
     """Collect (start, end) spans by name from any thread; wall-clock times (time.time)."""
 
     def __init__(self) -> None:
-        self._spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._spans: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
         self._counts: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self._undo: list[Callable[[], None]] = []
 
-    def add(self, name: str, start: float, end: float) -> None:
-        """Record one span."""
+    def add(self, name: str, start: float, end: float, cpu: float = 0.0) -> None:
+        """Record one span (wall-clock start and end, and the thread's CPU seconds)."""
         with self._lock:
-            self._spans[name].append((start, end))
+            self._spans[name].append((start, end, cpu))
 
     def tally(self, name: str, count: int) -> None:
         """Add to a counter."""
@@ -71,9 +78,10 @@ class Recorder:
             return None
         return Window(
             count=len(spans),
-            first=min(start for start, _ in spans),
-            last=max(end for _, end in spans),
-            busy=sum(end - start for start, end in spans),
+            first=min(start for start, _, _ in spans),
+            last=max(end for _, end, _ in spans),
+            busy=sum(end - start for start, end, _ in spans),
+            cpu=sum(cpu for _, _, cpu in spans),
         )
 
     def wrap(self, owner: Any, attribute: str, name: str | Callable[..., str]) -> None:
@@ -99,11 +107,11 @@ class Recorder:
 
             @functools.wraps(original)
             def timed(*args: Any, **kwargs: Any) -> Any:
-                start = time.time()
+                start, cpu = time.time(), time.thread_time()
                 try:
                     return original(*args, **kwargs)
                 finally:
-                    record(label(*args, **kwargs), start, time.time())
+                    record(label(*args, **kwargs), start, time.time(), time.thread_time() - cpu)
 
             replacement = timed
         setattr(owner, attribute, replacement)
@@ -130,3 +138,9 @@ def reset_peak_rss() -> None:
             handle.write("5")
     except OSError:
         pass  # not Linux, or not permitted: the peak then covers the whole process
+
+
+def process_cpu_seconds(pid: int | None = None) -> float:
+    """Return the user + system CPU seconds a process (default: this one) has used (Linux)."""
+    fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

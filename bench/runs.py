@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bench.endpoints import Endpoints
-from bench.instrument import peak_rss_mb, reset_peak_rss
+from bench.instrument import peak_rss_mb, process_cpu_seconds, reset_peak_rss
 from bench.seed import Subscription
 from bench.stack import INVOKE, Running
 from chalicelib import aws
@@ -29,11 +29,15 @@ class SweepRun:
     probes: int  # connections the endpoints saw
     invocations: dict[str, int]  # per function
     busy: dict[str, float]  # summed time per function.action and per step
+    cpu: dict[str, float]  # summed CPU time of the step's own thread
+    calls: dict[str, int]  # spans per step
     timeline: dict[str, float]  # seconds after the trigger
     emails: int
     due: int
     claimed: int  # subscriptions whose alert of the day was claimed (sent)
     peak_rss_mb: float
+    cpu_seconds: float  # the stack process's CPU time during the run (both cores count)
+    endpoint_cpu_seconds: float  # the endpoint servers' CPU time during the run
     probe_failures: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -58,15 +62,25 @@ def claimed_alerts(day: str) -> int:
 
 
 def _summarise(
-    running: Running, endpoints: Endpoints, day: str, started: float, idle: float, due: int
+    running: Running,
+    endpoints: Endpoints,
+    day: str,
+    started: float,
+    idle: float,
+    due: int,
+    cpu_before: tuple[float, float],
 ) -> SweepRun:
     recorder = running.recorder
     seen = endpoints.stats()
     invocations: dict[str, int] = {}
     busy: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    calls: dict[str, int] = {}
     for name in recorder.names():
         window = recorder.window(name)
         busy[name] = window.busy
+        cpu[name] = window.cpu
+        calls[name] = window.count
         if name.startswith(INVOKE):
             function = name.removeprefix(INVOKE).split(".")[0]
             invocations[function] = invocations.get(function, 0) + window.count
@@ -99,11 +113,15 @@ def _summarise(
         probes=seen.connections,
         invocations=invocations,
         busy=busy,
+        cpu=cpu,
+        calls=calls,
         timeline=timeline,
         emails=running.emails_sent(),
         due=due,
         claimed=claimed_alerts(day),
         peak_rss_mb=peak_rss_mb(),
+        cpu_seconds=process_cpu_seconds() - cpu_before[0],
+        endpoint_cpu_seconds=_endpoint_cpu(endpoints) - cpu_before[1],
         probe_failures=recorder.counts().get("probe failures", 0),
     )
 
@@ -116,12 +134,14 @@ def run_sweep(
     running.recorder.clear()
     sent_before = running.emails_sent()
     reset_peak_rss()
+    cpu_before = (process_cpu_seconds(), _endpoint_cpu(endpoints))
     started = time.time()
     running.invoke_async("cron", {"action": "sweep", "day": day})
     if not running.wait_idle(IDLE_TIMEOUT):
         raise RuntimeError("the sweep did not finish")
     idle = time.time()
-    run = _summarise(running, endpoints, day, started, idle, due_alerts(subscriptions, endpoints))
+    due = due_alerts(subscriptions, endpoints)
+    run = _summarise(running, endpoints, day, started, idle, due, cpu_before)
     run.emails -= sent_before
     return run
 
@@ -139,6 +159,7 @@ def run_original(
     running.recorder.clear()
     sent_before = running.emails_sent()
     reset_peak_rss()
+    cpu_before = (process_cpu_seconds(), _endpoint_cpu(endpoints))
     started = time.time()
     # As the original: one blocking data call for all subscriptions (paginated here).
     cursor, scanned = None, 0
@@ -171,7 +192,8 @@ def run_original(
     if not running.wait_idle(IDLE_TIMEOUT):
         raise RuntimeError("the original design's run did not finish")
     idle = time.time()
-    run = _summarise(running, endpoints, day, started, idle, due_alerts(chosen, endpoints))
+    due = due_alerts(chosen, endpoints)
+    run = _summarise(running, endpoints, day, started, idle, due, cpu_before)
     run.emails -= sent_before
     mail = running.recorder.window("ses.deliver")
     run.extra = {
@@ -187,3 +209,7 @@ def run_original(
 def next_day(day: str, days: int = 1) -> str:
     """Return the ISO date `days` after `day`."""
     return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+
+
+def _endpoint_cpu(endpoints: Endpoints) -> float:
+    return sum(process_cpu_seconds(pid) for pid in endpoints.pids)

@@ -146,6 +146,22 @@ def lift_rate_limits() -> None:
     config.reset_settings()
 
 
+def disable_nagle() -> None:
+    """Apply the proposed fix: TCP_NODELAY on the local stack's three HTTP servers.
+
+    Their handlers write the headers and the body of an answer in two sends; with Nagle's
+    algorithm the body then waits for the client's delayed ACK, about 40 ms on Linux, on
+    every blocking invocation, every emulated AWS call and every API request.
+    """
+    from chalice.local import ChaliceRequestHandler
+    from werkzeug.serving import WSGIRequestHandler
+
+    from local import lambda_api
+
+    for handler in (lambda_api.LambdaRequestHandler, ChaliceRequestHandler, WSGIRequestHandler):
+        handler.disable_nagle_algorithm = True
+
+
 @contextmanager
 def local_stack(
     workdir: Path, ca_file: Path, ses_rate: float, keep_state_saver: bool = False

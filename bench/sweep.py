@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import checknow, coldstart, floor, runs, seed
 from bench.endpoints import Endpoints
-from bench.stack import local_stack, measure_state_save
+from bench.stack import disable_nagle, local_stack, measure_state_save
 from chalicelib.privacy import AddressVault
 
 FULL = {"subscriptions": 10_000, "targets": 1_000}
@@ -46,6 +46,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checknow-requests", type=int, help="default 200 (quick 20)")
     parser.add_argument("--ses-rate", type=float, default=BENCH_SES_RATE)
     parser.add_argument("--endpoint-processes", type=int, default=1)
+    parser.add_argument(
+        "--nodelay",
+        action="store_true",
+        help="try the proposed fix: TCP_NODELAY on the local stack's HTTP servers",
+    )
     parser.add_argument("--skip-coldstart", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -74,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         "targets": args.targets,
         "latency_ms": args.latency_ms,
         "ses_rate": args.ses_rate,
+        "nodelay": args.nodelay,
         "load_before": os.getloadavg(),
     }
+    if args.nodelay:
+        disable_nagle()
     with tempfile.TemporaryDirectory(prefix="sslnotify-bench-") as directory:
         workdir = Path(directory)
         latency = args.latency_ms / 1000
@@ -175,6 +183,8 @@ def report(figures: dict[str, Any]) -> None:
     before, after = ", ".join(loads[:3]), ", ".join(loads[3:])
     say(f"load average (1, 5, 15 min) before: {before}; after: {after}")
     say(f"command: {figures['command']}")
+    if figures["nodelay"]:
+        say("with the proposed fix applied: TCP_NODELAY on the local stack's HTTP servers")
     say(
         f"data: {figures['subscriptions']} subscriptions over {figures['targets']} targets, "
         f"{figures['latency_ms']:g} ms per handshake, emulated SES paced at "
@@ -208,9 +218,14 @@ def report(figures: dict[str, Any]) -> None:
         f"(every 10 s, left out of the runs) takes {figures['state_save_seconds']:.2f} s once"
     )
     say("timeline (s after the trigger): " + timeline(sweep["timeline"]))
-    say("busy time by step (s, summed over threads):")
+    say(
+        f"CPU: stack process {sweep['cpu_seconds']:.2f} s over {sweep['idle']:.2f} s of wall "
+        f"time; endpoint servers {sweep['endpoint_cpu_seconds']:.2f} s"
+    )
+    say(f"{'time by step (s, summed over threads)':40}{'wall':>9}{'own CPU':>9}{'calls':>7}")
     for name, seconds in sorted(sweep["busy"].items(), key=lambda item: -item[1]):
-        say(f"  {name:34}{seconds:9.3f}")
+        calls = sweep["calls"].get(name, 0)
+        say(f"  {name:38}{seconds:9.3f}{sweep['cpu'][name]:9.3f}{calls:7}")
     checks = figures["checknow"]
     say(
         f"check-now over {checks['requests']} requests: API p50 {checks['api_p50']:.1f} ms, "
