@@ -80,6 +80,10 @@ def refusal_reason(address: IPAddress | str) -> str | None:
             return f"{reason} (embedded in {address})" if reason else None
         if address.teredo is not None:
             return "a Teredo tunnel address"
+        if address.is_site_local:
+            # fec0::/10 is deprecated (RFC 3879) yet still routed inside some networks, and
+            # ipaddress counts it as global.
+            return "a site-local address"
     checks = (
         (address.is_unspecified, "an unspecified address"),
         (address.is_loopback, "a loopback address"),

@@ -106,6 +106,20 @@ def _unicode_host(ascii_host: str) -> str:
         return ascii_host
 
 
+def _fold(host: str) -> str:
+    """Map a non-ASCII host with UTS 46 (full-width digits, ideographic dots) before reading it.
+
+    Resolvers apply this mapping too, so 127.0.0.1 written in full-width digits and ideographic
+    dots must be read as 127.0.0.1 here, before deciding whether the host is an address or a name.
+    """
+    if host.isascii():
+        return host
+    try:
+        return idna.uts46_remap(host, std3_rules=False, transitional=False)
+    except (idna.IDNAError, UnicodeError) as error:
+        raise BadInput(f"not a valid host name: {host!r} ({error})") from error
+
+
 def _port(text: str) -> int:
     if not _PORT.match(text) or not 1 <= int(text) <= 65535:
         raise BadInput(f"not a valid port: {text!r} (use 1-65535)")
@@ -142,7 +156,7 @@ def parse_target(text: str, default_port: int = 443) -> Target:
     host, port = _split(text.strip(), default_port)
     if not 1 <= port <= 65535:
         raise BadInput(f"not a valid port: {port} (use 1-65535)")
-    host = host.strip()
+    host = _fold(host.strip())
     if host.endswith("."):
         host = host[:-1]  # the root label: "example.com." is "example.com"
     address = _parse_ip(host)

@@ -68,6 +68,8 @@ class FakeResolver:
         ("64:ff9b::7f00:1", "loopback"),
         ("64:ff9b::a9fe:a9fe", "link-local"),
         ("2001::1", "Teredo"),
+        ("fec0::1", "site-local"),
+        ("feff::1", "site-local"),
         # Loose IPv4 spellings that resolvers turn into loopback or private addresses.
         ("2130706433", "loopback"),
         ("0x7f.1", "loopback"),
@@ -96,7 +98,7 @@ def test_public_addresses_are_allowed(address):
     ["127.0.0.1", "127.1", "2130706433", "0x7f.1", "0177.0.0.1", "[::1]:443", "[::ffff:127.0.0.1]",
      "[::ffff:7f00:1]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]", "0.0.0.0", "[::]", "10.0.0.1",
      "169.254.169.254", "[fe80::1]", "100.64.0.1", "224.0.0.1", "https://192.168.0.1:8443/x",
-     "localhost", "foo.localhost"],
+     "localhost", "foo.localhost", "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "[fec0::1]"],
 )  # fmt: skip
 def test_guard_refuses_every_spelling_of_a_private_target(text):
     resolver = FakeResolver({})

@@ -38,6 +38,16 @@ from chalicelib.targets import Target, parse_target
         ("0177.0.0.1", "127.0.0.1", "127.0.0.1", 443, True),
         ("127.0.0.1.", "127.0.0.1", "127.0.0.1", 443, True),
         ("0x7f000001:8443", "127.0.0.1", "127.0.0.1", 8443, True),
+        # Full-width digits and ideographic dots map (UTS 46) to an address, as resolvers do.
+        ("\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127.0.0.1", "127.0.0.1", 443, True),
+        ("127\u30020\u30020\u30021:8443", "127.0.0.1", "127.0.0.1", 8443, True),
+        (
+            "\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com",
+            "example.com",
+            "example.com",
+            443,
+            False,
+        ),
     ],
 )
 def test_parse_target(text, host, host_ascii, port, is_ip):
