@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -132,3 +134,16 @@ def test_the_whole_flow_survives_a_restart(local_stack_factory, tmp_path):
     with urllib.request.urlopen(f"{stack.frontend_url}/outbox") as answer:
         page = answer.read().decode()
     assert page.count(".eml") >= 5
+
+    # A second stack on the same ports says so in one line.
+    busy = subprocess.run(
+        [sys.executable, "-m", "chalicelib.cli", "local", "--port", str(stack.port)],
+        cwd=stack.state_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert busy.returncode == 1
+    assert busy.stdout.count("\n") == 1
+    assert "already in use" in busy.stdout
