@@ -30,22 +30,28 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> Parser:
-    """Assemble the parser of every subcommand."""
+def build_parser(chosen: str | None = None) -> Parser:
+    """Assemble the parser; only the chosen subcommand's module is imported (start-up cost)."""
     parser = Parser(prog="sslnotify", description="Watch TLS certificates before they expire.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
     return parser
+
+
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_chosen_command(argv)).parse_args(argv)
         return int(args.run(args))
     except UsageError as error:
         print(f"sslnotify: error: {error.message}", file=sys.stderr)
