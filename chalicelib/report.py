@@ -109,6 +109,10 @@ def unusual_lines(
     return found
 
 
+def _many(count: Any, noun: str, plural: str = "s") -> str:
+    return f"{count} {noun}" if int(count) == 1 else f"{count} {noun}{plural}"
+
+
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -131,11 +135,12 @@ def compose(
             [
                 "Counts:",
                 f"- Subscriptions: {subscriptions} confirmed, {counts.get('pending', 0)} pending, "
-                f"{counts.get('suppressed', 0)} suppressed addresses",
-                f"- Checked today: {checked} subscriptions over {day_counts.get('targets', 0)} "
-                f"targets; {day_counts.get('errors', 0)} could not be checked",
-                f"- Sent today: {day_counts.get('alerts', 0)} alerts, "
-                f"{day_counts.get('fixed', 0)} fixed emails",
+                f"{_many(counts.get('suppressed', 0), 'suppressed address', 'es')}",
+                f"- Checked today: {_many(checked, 'subscription')} over "
+                f"{_many(day_counts.get('targets', 0), 'target')}; "
+                f"{day_counts.get('errors', 0)} could not be checked",
+                f"- Sent today: {_many(day_counts.get('alerts', 0), 'alert')}, "
+                f"{_many(day_counts.get('fixed', 0), 'fixed email')}",
             ]
         ),
     ]

@@ -187,3 +187,19 @@ def test_a_sweep_that_cannot_scan_fails_loudly_for_a_retry(stack, monkeypatch):
     ((function, _, error),) = stack.lambdas.failures
     assert (function, type(error).__name__) == ("cron", "SweepStepFailed")
     assert stack.lambdas.count("cron") == 1 and stack.lambdas.count("checker") == 0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"action": "check", "day": "yesterday", "targets": []},
+        {"action": "check", "day": DAY1, "targets": "example.com:443"},
+        {"action": "check", "day": DAY1, "targets": [{"target": 443}]},
+        {"action": "check", "day": DAY1, "targets": [{"target": "a:443", "subscriptions": [1]}]},
+        {"action": "check", "day": DAY1},
+    ],
+)
+def test_the_checker_refuses_malformed_batches(payload):
+    from lambdas.checker import handler
+
+    assert handler(payload, None)["errorType"] == "PayloadError"

@@ -68,8 +68,9 @@ def test_unusual_lines_bounces_and_counts_are_reported(stack, settings):
     (mail,) = [m for m in sent_messages() if m["To"] == settings.operator_email]
     text = text_of(mail)
     assert "- Subscriptions: 1 confirmed" in text
-    assert "- Checked today: 1 subscriptions over 1 targets; 0 could not be checked" in text
-    assert "- Sent today: 1 alerts, 0 fixed emails" in text
+    assert "- Checked today: 1 subscription over 1 target; 0 could not be checked" in text
+    assert "- Sent today: 1 alert, 0 fixed emails" in text
+    assert "1 suppressed address\n" in text
     assert "New bounces and complaints (1), by pseudonym:" in text
     assert "KeyError: 'x'" in text
     assert '"level": "WARNING"' in text
