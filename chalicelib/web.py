@@ -105,12 +105,20 @@ def body_fields(request: Request, max_bytes: int) -> dict[str, Any]:
     if content_type.split(";")[0].strip() == "application/x-www-form-urlencoded":
         return _form(text)
     try:
-        fields = json.loads(text)
+        fields = json.loads(text, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError):
         raise BadInput("the request body is not valid JSON") from None
     if not isinstance(fields, dict):
         raise BadInput("the request body must be a JSON object")
     return fields
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a JSON object, refusing one that names a field twice (which value would count?)."""
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise BadInput("the request body names a field more than once")
+    return dict(pairs)
 
 
 def _form(text: str) -> dict[str, str]:
