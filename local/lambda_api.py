@@ -155,10 +155,12 @@ class LambdaService:
     def invoke_async(self, function: Function, payload: Any) -> None:
         """Queue an invocation; a failure is retried twice, after RETRY_DELAYS."""
         with self._idle:
-            if self._stopping:
-                raise RuntimeError("the local Lambda service is stopping")
             self._in_flight += 1
-        self._pool.submit(self._attempt, function, payload, 0)
+        try:
+            self._pool.submit(self._attempt, function, payload, 0)
+        except RuntimeError:  # the pool is shut down: the stack is stopping
+            self._done()
+            raise
 
     def _attempt(self, function: Function, payload: Any, attempt: int) -> None:
         try:
@@ -199,7 +201,7 @@ class LambdaService:
         return self._in_flight
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Let running invocations finish (up to timeout) and refuse new ones."""
+        """Let queued and running invocations finish (up to timeout), then drop the rest."""
         with self._idle:
             self._stopping = True
         self.wait_idle(timeout)

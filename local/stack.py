@@ -180,16 +180,19 @@ class LocalStack:
 
         from local.provision import provision
 
+        _warm_clients()
         provision(self.settings)
         store = StateStore(self.settings, self.state_dir / "data")
         restored = store.restore()
         self._saver = PeriodicSaver(store, on_error=self._save_failed)
         self._saver.start()
 
+        # Started in this order so that stopping in reverse lets the functions finish their
+        # work (and its emails reach the outbox) before the outbox and the log shipper stop.
+        self._start_outbox()
         service = self._start_lambda()
         self._start_api()
         self._start_frontend()
-        self._start_outbox()
         self._start_scheduler(service)
         self._write_stack_file(urls)
         self._announce(urls, restored, time.monotonic() - started)
@@ -351,3 +354,12 @@ def _probe_port(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((HOST, port))
+
+
+def _warm_clients() -> None:
+    # Functions run as threads sharing chalicelib.aws's one boto3 session, and creating
+    # clients from one session in several threads at once is not safe: create them all now.
+    for service in ("dynamodb", "s3", "ses", "logs", "lambda"):
+        aws.client(service)
+    for key in resources()["tables"]:
+        aws.table(key)
