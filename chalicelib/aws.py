@@ -37,16 +37,24 @@ def _session_for(environment: tuple[tuple[str, str], ...]) -> boto3.session.Sess
     return boto3.session.Session()
 
 
-@cache
 def client(service: str) -> Any:
     """Return the boto3 client for a service, built once per process."""
+    return _client(service)
+
+
+@cache
+def _client(service: str) -> Any:
     config = _TIMEOUTS.get(service, Config(retries=_RETRIES, connect_timeout=5, read_timeout=60))
     return _session().client(service, region_name=get_settings().region, config=config)
 
 
-@cache
 def table(key: str) -> Any:
     """Return the DynamoDB Table resource for a table of resources.json."""
+    return _table(key)
+
+
+@cache
+def _table(key: str) -> Any:
     settings = get_settings()
     resource = _session().resource(
         "dynamodb", region_name=settings.region, config=Config(retries=_RETRIES)
@@ -56,5 +64,6 @@ def table(key: str) -> Any:
 
 def reset_clients() -> None:
     """Forget every client (tests switch endpoints and credentials)."""
-    client.cache_clear()
-    table.cache_clear()
+    # The cached builders, not the public getters: tests may replace those with stand-ins.
+    _client.cache_clear()
+    _table.cache_clear()
