@@ -1,10 +1,10 @@
-"""The environment every function runs with: the one list Terraform must give each function too.
+"""The environment every function runs with: the same list Terraform gives each function.
 
-`function_environment(settings)` is what a deployed function sees as SSLNOTIFY_*
-variables; `Settings.from_env(function_environment(s)) == s` holds (a unit test
-proves it), so nothing a function needs can be forgotten here or in Terraform.
-The variables are the same for every function; only the Lambda runtime's own
-(`AWS_LAMBDA_FUNCTION_NAME`, …) differ, and those `runtime_environment` lists.
+`function_environment(settings)` is what a function sees as SSLNOTIFY_* variables;
+`Settings.from_env(function_environment(s)) == s` holds, and DEPLOYED names those
+terraform/lambda.tf must set (unit tests prove both). The variables are the same
+for every function; only the Lambda runtime's own (`AWS_LAMBDA_FUNCTION_NAME`, …)
+differ, and `runtime_environment` lists those.
 """
 
 from __future__ import annotations
@@ -14,33 +14,52 @@ from chalicelib.config import Settings, resources
 ACCOUNT_ID = "123456789012"  # moto's default account
 
 
+# What every deployed function must be given (terraform/lambda.tf's function_environment);
+# a unit test holds the two lists together.
+DEPLOYED = (
+    "SSLNOTIFY_PREFIX",
+    "SSLNOTIFY_SECRET",
+    "SSLNOTIFY_SITE_URL",
+    "SSLNOTIFY_API_URL",
+    "SSLNOTIFY_CORS_ORIGIN",
+    "SSLNOTIFY_SENDER",
+    "SSLNOTIFY_OPERATOR_EMAIL",
+    "SSLNOTIFY_FEEDBACK_EMAIL",
+    "SSLNOTIFY_SES_CONFIGURATION_SET",
+    "SSLNOTIFY_BACKUP_BUCKET",
+    "SSLNOTIFY_INBOUND_BUCKET",
+)
+
+
 def function_environment(settings: Settings) -> dict[str, str]:
-    """Return the SSLNOTIFY_* variables every function (and the API) is deployed with."""
-    variables = {
+    """Return the SSLNOTIFY_* variables every function (and the API) runs with."""
+    values = {
         "SSLNOTIFY_PREFIX": settings.prefix,
+        "SSLNOTIFY_SECRET": settings.secret,
         "SSLNOTIFY_SITE_URL": settings.site_url,
         "SSLNOTIFY_API_URL": settings.api_url,
+        "SSLNOTIFY_CORS_ORIGIN": settings.cors_origin,
         "SSLNOTIFY_SENDER": settings.sender,
         "SSLNOTIFY_OPERATOR_EMAIL": settings.operator_email,
         "SSLNOTIFY_FEEDBACK_EMAIL": settings.feedback_email,
+        "SSLNOTIFY_SES_CONFIGURATION_SET": settings.ses_configuration_set,
         "SSLNOTIFY_BACKUP_BUCKET": settings.backup_bucket,
         "SSLNOTIFY_INBOUND_BUCKET": settings.inbound_bucket,
-        "SSLNOTIFY_CORS_ORIGIN": settings.cors_origin,
-        "SSLNOTIFY_CHECK_TIMEOUT": repr(settings.check_timeout),
-        "SSLNOTIFY_CHECKER_BATCH": str(settings.checker_batch_size),
-        "SSLNOTIFY_PROBE_CONCURRENCY": str(settings.probe_concurrency),
-        "SSLNOTIFY_SES_RATE": repr(settings.ses_send_rate),
     }
-    # Optional ones are left out when unset, as Terraform leaves them out.
-    if settings.secret:
-        variables["SSLNOTIFY_SECRET"] = settings.secret
-    if settings.ses_configuration_set:
-        variables["SSLNOTIFY_SES_CONFIGURATION_SET"] = settings.ses_configuration_set
-    if settings.allow_private_targets:
-        variables["SSLNOTIFY_ALLOW_PRIVATE_TARGETS"] = "1"
-    if settings.ca_bundle:
-        variables["SSLNOTIFY_CA_BUNDLE"] = settings.ca_bundle
-    return variables
+    # Only the local stack and tests change these; AWS runs with the defaults.
+    defaults = Settings()
+    tunables = {
+        "SSLNOTIFY_ALLOW_PRIVATE_TARGETS": ("allow_private_targets", lambda v: "1" if v else ""),
+        "SSLNOTIFY_CA_BUNDLE": ("ca_bundle", str),
+        "SSLNOTIFY_CHECK_TIMEOUT": ("check_timeout", repr),
+        "SSLNOTIFY_CHECKER_BATCH": ("checker_batch_size", str),
+        "SSLNOTIFY_PROBE_CONCURRENCY": ("probe_concurrency", str),
+        "SSLNOTIFY_SES_RATE": ("ses_send_rate", repr),
+    }
+    for name, (attribute, text) in tunables.items():
+        if getattr(settings, attribute) != getattr(defaults, attribute):
+            values[name] = text(getattr(settings, attribute))
+    return {name: value for name, value in values.items() if value}
 
 
 def runtime_environment(settings: Settings, key: str) -> dict[str, str]:

@@ -138,8 +138,11 @@ def load_secret(state_dir: Path) -> str:
 def local_settings(args: argparse.Namespace, secret: str) -> Settings:
     """Return the settings of the local deployment: loopback URLs and the local secret."""
     site_url = f"http://{HOST}:{args.port}"
+    deployed = Settings.from_env(os.environ)
     return Settings.from_env(
         os.environ,
+        # As in AWS, mail goes out through a configuration set (provisioning creates it).
+        ses_configuration_set=deployed.ses_configuration_set or f"{deployed.prefix}-mail",
         secret=secret,
         site_url=site_url,
         api_url=f"http://{HOST}:{args.port + OFFSETS['api']}",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from chalicelib.config import Settings
-from local.environment import function_environment, runtime_environment
+from local.environment import DEPLOYED, function_environment, runtime_environment
 
 
 def test_the_environment_rebuilds_the_same_settings():
@@ -33,3 +36,14 @@ def test_the_runtime_names_the_function_and_its_log_group():
     assert runtime["AWS_LAMBDA_FUNCTION_NAME"] == "sslnotify-dev-checker"
     assert runtime["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/sslnotify-dev-checker"
     assert runtime["_HANDLER"] == "lambdas.checker.handler"
+
+
+def test_terraform_gives_every_function_the_same_variables():
+    terraform = (Path(__file__).parents[2] / "terraform" / "lambda.tf").read_text()
+    block = terraform.split("function_environment = {", 1)[1].split("}", 1)[0]
+    assert set(re.findall(r"\b(SSLNOTIFY_[A-Z_]+)\s*=", block)) == set(DEPLOYED)
+
+
+def test_only_deployed_variables_are_set_when_nothing_is_tuned():
+    settings = Settings.from_env({}, secret="s", ses_configuration_set="events")
+    assert set(function_environment(settings)) == set(DEPLOYED)
