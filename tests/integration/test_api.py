@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -503,3 +504,40 @@ def test_no_address_is_stored_or_logged_in_plain_text(client, lambdas, caplog):
         assert address.split("@")[0] not in dump
         assert address not in logged
     assert re.search(r'"subscriber": "[0-9a-f]{32}"', logged)
+
+
+def test_a_failing_mailer_is_a_502_and_a_retry_sends_the_same_link(client, lambdas, monkeypatch):
+    mailer_function = importlib.import_module("lambdas.mailer")
+    real_handler = mailer_function.handler
+
+    def broken(event, context):
+        raise RuntimeError("SES is down")
+
+    monkeypatch.setattr(mailer_function, "handler", broken)
+    response = subscribe(client)
+    assert response.status_code == 502
+    assert body(response)["Code"] == "BadGatewayError"
+    assert sent_messages() == []
+    monkeypatch.setattr(mailer_function, "handler", real_handler)
+    assert subscribe(client).status_code == 200
+    first, second = mailed_tokens(lambdas)
+    assert first == second
+    assert len(sent_messages()) == 1
+
+
+def test_check_now_with_auto_tolerance(client, monkeypatch):
+    seen = {}
+
+    def check(text, tolerance, **options):
+        seen.update(text=text, tolerance=tolerance, **options)
+        return fake_check(text, tolerance)
+
+    monkeypatch.setattr("chalicelib.check.check_target", check)
+    response = client.http.get("/check/B%C3%BCcher.example?days=auto&port=8443")
+    assert response.status_code == 200
+    assert seen == {
+        "text": "xn--bcher-kva.example:8443",
+        "tolerance": "auto",
+        "allow_private": False,
+        "timeout": 10.0,
+    }
