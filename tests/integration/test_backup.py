@@ -42,8 +42,9 @@ def wipe() -> None:
     for key, spec in resources()["tables"].items():
         name = f"sslnotify-test-{key}"
         names = [spec["hash_key"], *([spec["range_key"]] if "range_key" in spec else [])]
-        for item in dynamodb.scan(TableName=name)["Items"]:
-            dynamodb.delete_item(TableName=name, Key={k: item[k] for k in names})
+        while found := dynamodb.scan(TableName=name)["Items"]:
+            for item in found:
+                dynamodb.delete_item(TableName=name, Key={k: item[k] for k in names})
 
 
 @pytest.fixture
@@ -271,3 +272,23 @@ def test_the_data_function_backs_up_on_its_hourly_schedule(populated, lambda_con
     payload = resources()["functions"]["data"]["schedule_payload"]
     answer = handler(payload, lambda_context)["response"]
     assert saved_document(answer)["tables"]["subscriptions"]
+
+
+def test_a_backup_larger_than_a_scan_page_round_trips(emulated_aws):
+    padding = "p" * 20_000  # ~60 items fill the 1 MB a scan page holds
+    with aws.table("checkstate").batch_writer() as batch:
+        for number in range(90):
+            batch.put_item(
+                Item={
+                    "subscriber": f"{number:032x}",
+                    "target": "example.org:443",
+                    "summary": padding,
+                }
+            )
+    before = typed_items()
+    answer = subscription_data.backup_tables()
+    assert answer["items"] == 90
+    wipe()
+    assert typed_items()["checkstate"] == []
+    assert subscription_data.restore(answer["bucket"], answer["key"])["tables"]["checkstate"] == 90
+    assert typed_items() == before
