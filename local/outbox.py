@@ -3,7 +3,8 @@
 moto's server runs in this process, so its SES backend's `sent_messages` list is
 read directly, twice a second; each new message is written as a standard .eml
 file (the raw MIME for SendRawEmail, rebuilt for SendEmail) and announced with
-one terminal line: subject and recipient.
+one terminal line: subject and recipient; `on_sent` lets the mailbox simulator
+answer mail to SES's simulator addresses.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def to_eml(message: Any) -> bytes:
     return built.as_bytes()
 
 
+def recipients_of(message: Any) -> list[str]:
+    """Return every recipient of a message of moto's SES backend."""
+    destinations = getattr(message, "destinations", None) or []
+    if isinstance(destinations, dict):
+        return [address for addresses in destinations.values() for address in addresses]
+    return list(destinations)
+
+
 def read_entry(path: Path) -> OutboxEntry:
     """Read the headers the Outbox page shows from one .eml file."""
     with path.open("rb") as handle:
@@ -92,11 +101,13 @@ class Outbox:
         region: str,
         announce: Callable[[str], None] | None = None,
         period: float = POLL_PERIOD,
+        on_sent: Callable[[str, str, list[str]], None] | None = None,
     ):
         self.directory = directory
         self.region = region
         self.period = period
         self._announce = announce or (lambda line: None)
+        self._on_sent = on_sent
         self._seen = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
@@ -126,6 +137,8 @@ class Outbox:
             if not hasattr(message, "raw_data") and not hasattr(message, "body"):
                 continue  # templated sends: sslnotify renders its own emails
             written.append(self._write(message))
+            if self._on_sent:
+                self._on_sent(str(message.id), str(message.source), recipients_of(message))
         return written
 
     def _write(self, message: Any) -> Path:

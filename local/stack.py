@@ -25,7 +25,7 @@ from typing import Any
 from chalicelib import aws
 from chalicelib.config import Settings, reset_settings, resources
 from chalicelib.errors import UsageError
-from local.environment import function_environment, local_aws_environment, log_group
+from local.environment import ACCOUNT_ID, function_environment, local_aws_environment, log_group
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -164,6 +164,7 @@ class LocalStack:
         self._saver: Any = None
         self._terminal = (sys.stdout, sys.stderr)
         self._wrote_stack_file = False
+        self._service: Any = None
 
     def start(self) -> None:
         """Bind every port, bring up emulated AWS with the saved state, then serve."""
@@ -228,6 +229,7 @@ class LocalStack:
         from local.lambda_api import LambdaServer, LambdaService
 
         service = LambdaService(self.settings, report=lambda text: self.console.line(text))
+        self._service = service
         server = self._bind("lambda", lambda: LambdaServer((HOST, self.ports["lambda"]), service))
         self._serve(server, "lambda-api")
         self._stoppers.append(service.stop)
@@ -261,9 +263,25 @@ class LocalStack:
     def _start_outbox(self) -> None:
         from local.outbox import Outbox
 
-        outbox = Outbox(self.state_dir / "outbox", self.settings.region, announce=self.console.line)
+        outbox = Outbox(
+            self.state_dir / "outbox",
+            self.settings.region,
+            announce=self.console.line,
+            on_sent=self._simulate_feedback,
+        )
         outbox.start()
         self._stoppers.append(outbox.stop)
+
+    def _simulate_feedback(self, message_id: str, source: str, recipients: list[str]) -> None:
+        from local import mailbox_simulator
+
+        topic = f"arn:aws:sns:{self.settings.region}:{ACCOUNT_ID}:{self.settings.prefix}-bounces"
+        for kind, address in mailbox_simulator.simulated(recipients):
+            event = mailbox_simulator.notification(kind, address, message_id, source)
+            if self._service is not None:
+                self.console.line(f"mailbox simulator: {kind.lower()} from {address}")
+                bounces = self._service.function(self.settings.function_name("bounces"))
+                self._service.invoke_async(bounces, mailbox_simulator.sns_event(topic, event))
 
     def _start_scheduler(self, service: Any) -> None:
         from local.scheduler import Scheduler, jobs_from

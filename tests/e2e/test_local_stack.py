@@ -110,6 +110,17 @@ def test_the_whole_flow_survives_a_restart(local_stack_factory, tmp_path):
     assert status == 200, answer
     assert len(subscribed_targets(stack)) == 1
 
+    # SES's mailbox simulator: the confirmation bounces, and the address is suppressed.
+    bouncing = "bounce@simulator.amazonses.com"
+    status, answer, _ = call("PUT", user_url(stack, bouncing, domain=target, days="30"))
+    assert status == 200, answer
+    stack.wait_for_email(to=bouncing)
+    suppression = stack.table_name("suppression")
+    deadline = time.monotonic() + 10
+    while not stack.aws_client("dynamodb").scan(TableName=suppression)["Items"]:
+        assert time.monotonic() < deadline, stack.output()
+        time.sleep(0.2)
+
     # The operator's daily report.
     stack.trigger("reporter")
     report = stack.wait_for_email(to="operator@", subject="report")
