@@ -246,9 +246,15 @@ class LocalStack:
         self._serve(server, "api")
 
     def _start_frontend(self) -> None:
-        from local.frontend_server import FrontendServer, prepare_site
+        from local.frontend_server import FRONTEND, FrontendServer, prepare_site
 
-        site = prepare_site(self.state_dir)
+        try:
+            site = prepare_site(self.state_dir)
+        except Exception as error:  # a half-edited page must not keep the service down
+            site = FRONTEND
+            self.console.line(
+                f"warning: the website could not be built ({error}); serving frontend/"
+            )
         server = self._bind(
             "frontend",
             lambda: FrontendServer(
