@@ -21,13 +21,6 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def lambdas(lambdas):
-    """Let emulated_aws's teardown reset the clients while aws.client is still patched."""
-    aws.client.cache_clear = lambda: None  # conftest's stand-in lacks it; the real one is reset
-    return lambdas
-
-
-@pytest.fixture
 def client(lambdas, tmp_path):
     """Return a test client of the API whose invocations reach the real handlers."""
     from app import app
@@ -43,8 +36,6 @@ def offline_client(monkeypatch, tmp_path):
 
     def no_aws(service):
         raise AssertionError(f"a refused request reached AWS ({service})")
-
-    no_aws.cache_clear = lambda: None  # the environment's teardown resets the clients
 
     monkeypatch.setattr(aws, "client", no_aws)
     monkeypatch.setattr(aws, "table", no_aws)
