@@ -267,3 +267,23 @@ def emulated_items(key: str) -> list[str]:
     backend = dynamodb_backends["123456789012"][get_settings().region]
     table = backend.tables[get_settings().table_name(key)]
     return sorted(json.dumps(item.to_json(), sort_keys=True) for item in table.all_items())
+
+
+@pytest.fixture
+def atomic_dynamodb(monkeypatch) -> None:
+    """Make each emulated DynamoDB write atomic, as DynamoDB's are (moto's are not, under threads).
+
+    Only the single operation is serialised: the application's own read-then-write
+    sequences still interleave freely between threads.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self, *args, __original=original, **kwargs):
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)

@@ -49,6 +49,11 @@ def subscribe_and_confirm(api, lambdas, address: str, domain: str) -> dict:
     return item
 
 
+@pytest.fixture(autouse=True)
+def _atomic_writes(atomic_dynamodb):
+    """Every test here runs on an emulated DynamoDB whose single writes are atomic."""
+
+
 def hit_concurrently(calls: list[dict]) -> list[str]:
     """Invoke the data function with each payload from many threads at once; return outcomes."""
 
@@ -129,7 +134,9 @@ def test_the_api_rate_limits_one_client(api, settings, network_jail, path, limit
     limit = getattr(settings.limits, limit_name)
     statuses = []
     for index in range(limit + 2):
-        request_path = path.replace("x.example", f"x{index}.example").replace("a@", f"a{index}@")
+        request_path = path.replace("x.example", f"x{index}.example").replace(
+            "a%40", f"a{index}%40"
+        )
         response = api.http.request(method, request_path, headers={}, body=b"")
         statuses.append(response.status_code)
     assert statuses[-2:] == [429, 429]
