@@ -21,6 +21,7 @@ from typing import Any
 
 from bench import checknow, coldstart, floor, runs, seed
 from bench.endpoints import Endpoints
+from bench.sampler import sampled
 from bench.stack import disable_nagle, local_stack, measure_state_save
 from chalicelib.privacy import AddressVault
 
@@ -50,6 +51,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--nodelay",
         action="store_true",
         help="try the proposed fix: TCP_NODELAY on the local stack's HTTP servers",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="sample every thread during the timed sweep"
     )
     parser.add_argument("--skip-coldstart", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -91,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
             endpoints
         ):
             say(f"endpoints: {args.targets} on loopback, {args.latency_ms:g} ms per handshake")
-            best = floor.measure(endpoints.targets)
+            best = floor.measure(endpoints.targets, endpoints.pids)
             figures["floor"] = asdict(best)
-            say(f"floor: {best.handshakes} handshakes in {best.seconds:.3f} s")
+            say(
+                f"floor: {best.handshakes} handshakes in {best.seconds:.3f} s (CPU: client "
+                f"{best.client_cpu:.2f} s, servers {best.server_cpu:.2f} s)"
+            )
             with (
                 Endpoints.start(1, 0.0, workdir / "checknow") as direct,
                 local_stack(workdir, endpoints.ca_file, args.ses_rate) as running,
@@ -133,7 +140,11 @@ def measure_stack(
     first = runs.run_sweep(running, endpoints, runs.next_day(day, -1), subscriptions)
     figures["first_sweep"] = asdict(first)
     say(f"first sweep (cold functions, empty state): last email after {first.wall:.2f} s")
+    sampler = sampled() if args.profile else None
     sweep = runs.run_sweep(running, endpoints, day, subscriptions)
+    if sampler:
+        sampler.stop()
+        figures["profile"] = sampler.report()
     figures["sweep"] = asdict(sweep)
     say(f"sweep: last email after {sweep.wall:.2f} s ({sweep.emails} emails)")
 
@@ -201,7 +212,10 @@ def report(figures: dict[str, Any]) -> None:
         f"(probing {first['probing']:.3f})"
     )
     concurrency = best["concurrency"]
-    say(f"{'floor: raw handshakes':34}{best['seconds']:10.3f}   (concurrency {concurrency})")
+    say(
+        f"{'floor: raw handshakes':34}{best['seconds']:10.3f}   (concurrency {concurrency}; "
+        f"CPU {best['client_cpu']:.2f} s client, {best['server_cpu']:.2f} s servers)"
+    )
     say("")
     say(f"probing phase / floor:    {sweep['probing'] / best['seconds']:6.2f}x   (target ≤ 2)")
     say(f"original / sweep:         {scaled / sweep['wall']:6.1f}x   (target ≥ 20)")
@@ -236,6 +250,8 @@ def report(figures: dict[str, Any]) -> None:
     for row in figures.get("imports", []):
         note = row["error"] or ("with boto3" if row["boto3_included"] else "boto3 not imported")
         say(f"import {row['module']:18}{row['milliseconds']:8.1f} ms  ({note})")
+    for line in figures.get("profile", []):
+        say(f"profile: {line}")
     for line in figures.get("stack_messages", []):
         say(f"stack: {line[:200]}")
 
