@@ -149,7 +149,9 @@ def feedback(fields: Mapping[str, Any]) -> Feedback:
     """Return the feedback fields checked: name, a reply address, and a message."""
     if not isinstance(fields, Mapping):
         raise BadInput("feedback must be an object with name, email and message")
-    unknown = sorted(str(key)[:40] for key in fields if key not in {"name", "email", "message"})
+    unknown = sorted(
+        repr(str(key)[:40]) for key in fields if key not in {"name", "email", "message"}
+    )
     if unknown:
         raise BadInput(f"unexpected field(s): {', '.join(unknown)}")
     name = clean_text(fields.get("name") or "", "name", MAX_NAME_LENGTH)

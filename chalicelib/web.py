@@ -128,7 +128,7 @@ def _form(text: str) -> dict[str, str]:
         )
     except (ValueError, UnicodeError):
         raise BadInput("the form is not valid (too many fields, or not UTF-8)") from None
-    repeated = sorted(name[:40] for name, values in parsed.items() if len(values) > 1)
+    repeated = sorted(repr(name[:40]) for name, values in parsed.items() if len(values) > 1)
     if repeated:
         raise BadInput(f"field(s) given more than once: {', '.join(repeated)}")
     return {name: values[0] for name, values in parsed.items()}

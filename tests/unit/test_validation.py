@@ -171,6 +171,10 @@ def test_feedback_fields_are_checked_and_kept():
         ({"name": "Ada\u2028Eve", "email": "ada@example.com", "message": "hi"}, "not allowed"),
         ({"name": "Ada", "email": "ada@example.com", "message": "a\u2067b"}, "not allowed"),
         ({"name": "Ada", "email": "ada@example.com", "message": "hi", "x": 1}, "unexpected"),
+        (
+            {"name": "Ada", "email": "a@example.com", "message": "hi", "\r\nX: y": 1},
+            r"'\\r\\nX: y'",
+        ),
     ],
 )
 def test_bad_feedback_is_refused_clearly(fields, fragment):
