@@ -20,12 +20,13 @@ KINDS = {f"bounce@{SIMULATOR}": "Bounce", f"complaint@{SIMULATOR}": "Complaint"}
 
 def simulated(recipients: list[str]) -> list[tuple[str, str]]:
     """Return (kind, address) for every simulator address among the recipients."""
-    found = []
+    # SES lists a recipient once per place it appears (Destinations and the To header).
+    found: dict[str, tuple[str, str]] = {}
     for _, address in getaddresses(recipients):
         kind = KINDS.get(address.lower())
         if kind:
-            found.append((kind, address))
-    return found
+            found.setdefault(address.lower(), (kind, address))
+    return list(found.values())
 
 
 def notification(kind: str, address: str, message_id: str, source: str) -> dict[str, Any]:

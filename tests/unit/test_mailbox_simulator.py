@@ -11,7 +11,12 @@ TOPIC = "arn:aws:sns:us-east-1:123456789012:sslnotify-test-bounces"
 
 
 def test_only_simulator_addresses_are_answered():
-    recipients = ["Ann <ann@example.com>", "BOUNCE@simulator.amazonses.com", "bounce@example.com"]
+    recipients = [
+        "Ann <ann@example.com>",
+        "BOUNCE@simulator.amazonses.com",
+        "bounce@example.com",
+        "<bounce@simulator.amazonses.com>",  # the same recipient, from the To header
+    ]
     assert simulated(recipients) == [("Bounce", "BOUNCE@simulator.amazonses.com")]
     assert simulated(["complaint@simulator.amazonses.com"]) == [
         ("Complaint", "complaint@simulator.amazonses.com")
