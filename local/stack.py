@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        # A second Ctrl-C while stopping gives up on the clean stop.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         console.line("stopping…")
         stack.stop(save=True)
         console.line(f"stopped; state saved in {stack.state_dir}")

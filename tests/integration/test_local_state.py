@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+
+import pytest
 
 from chalicelib import aws
 from local.emulator import PeriodicSaver, StateStore
@@ -66,3 +69,22 @@ def test_the_saver_saves_on_stop_and_leaves_no_temporary_file(emulated_aws, tmp_
     saved = json.loads((tmp_path / "dynamodb.json").read_text())
     assert len(saved["tables"]["subscriptions"]) == 30
     assert sorted(path.name for path in tmp_path.iterdir()) == ["dynamodb.json", "s3.json"]
+
+
+def test_the_saver_saves_periodically_without_being_stopped(emulated_aws, tmp_path):
+    # What a kill -9 leaves behind: the last periodic save.
+    settings = emulated_aws
+    saver = PeriodicSaver(StateStore(settings, tmp_path), period=0.2)
+    saver.start()
+    _put_things(settings)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        saved_file = tmp_path / "dynamodb.json"
+        if saved_file.exists():
+            saved = json.loads(saved_file.read_text())
+            if len(saved["tables"]["subscriptions"]) == 30:
+                break
+        time.sleep(0.1)
+    else:
+        pytest.fail("no periodic save within 10 s")
+    saver.stop(save=False)
