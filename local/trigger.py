@@ -4,7 +4,7 @@ Locally the job is invoked through the running stack's Lambda API (found from
 <state-dir>/stack.json, or at frontend port + 2), blocking, and then the command
 waits until the asynchronous work it started (checkers, mailer) is finished.
 With `--stage NAME` it invokes `sslnotify-<stage>-<function>` in AWS with the
-caller's credentials.
+caller's credentials (`--prefix P` for `P-<function>`, Terraform's var.prefix).
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the local stack's state directory (default .sslnotify or SSLNOTIFY_STATE_DIR)",
     )
     parser.add_argument("--stage", help="invoke the job in AWS: function sslnotify-<STAGE>-<fn>")
+    parser.add_argument(
+        "--prefix", help="invoke the job in AWS: function <PREFIX>-<fn> (Terraform's var.prefix)"
+    )
     parser.add_argument("--region", help="AWS region with --stage (default: your AWS config)")
     parser.add_argument(
         "--no-wait", action="store_true", help="locally, do not wait for the async work it started"
@@ -58,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
     """Invoke the job's function and print its answer; 0 when it succeeded."""
     function = JOBS[args.job]
     payload = resources()["functions"][function]["schedule_payload"]
-    if args.stage:
-        name = f"sslnotify-{args.stage}-{function}"
+    if args.stage or args.prefix:
+        if args.stage and args.prefix:
+            raise UsageError("give --stage or --prefix, not both")
+        prefix = args.prefix or f"sslnotify-{args.stage}"
+        name = f"{prefix}-{function}"
         client = boto3.client(
             "lambda",
             region_name=args.region,
