@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             region_name=args.region,
             config=Config(read_timeout=900, retries={"mode": "standard"}),
         )
-        return _invoke(client, name, payload, f"{name} in AWS")
+        return _invoke(client, name, payload, "AWS")
     stack = _find_stack(args)
     client = boto3.client(
         "lambda",
