@@ -162,6 +162,32 @@ def disable_nagle() -> None:
         handler.disable_nagle_algorithm = True
 
 
+def cache_moto_dispatch() -> None:
+    """Apply the proposed fix: remember which moto backend serves which host.
+
+    moto's server finds the backend of every request under one global lock, listing its
+    package directory (≈ 150 stat calls) and trying its URL patterns each time; the
+    answer for a host never changes, so it can be computed once.
+    """
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    modules = frozenset(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    find = DomainDispatcherApplication.get_backend_for_host
+    found: dict[Any, Any] = {}
+
+    def get_backend_for_host(self: Any, host: Any) -> Any:
+        if host not in found:
+            found[host] = find(self, host)
+        return found[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+
+
+FIXES = {"nodelay": disable_nagle, "moto-dispatch": cache_moto_dispatch}
+
+
 @contextmanager
 def local_stack(
     workdir: Path, ca_file: Path, ses_rate: float, keep_state_saver: bool = False
