@@ -7,7 +7,7 @@
 locals {
   openapi = replace(
     replace(
-      file("${path.module}/${var.build_dir}/openapi.json"),
+      file("${path.module}/${var.build_dir}/${var.openapi_file}"),
       "@@API_FUNCTION_INVOKE_ARN@@",
       aws_lambda_function.function["api"].invoke_arn,
     ),

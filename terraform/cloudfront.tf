@@ -129,6 +129,8 @@ resource "aws_cloudfront_distribution" "site" {
   default_root_object = "index.html"
   aliases             = [var.domain_name]
   price_class         = "PriceClass_100"
+  # make deploy uploads and invalidates while the edge locations update: no need to wait.
+  wait_for_deployment = false
 
   origin {
     origin_id                = "site"

@@ -13,6 +13,8 @@ provider "aws" {
   skip_metadata_api_check     = local.emulated
   skip_region_validation      = local.emulated
   s3_use_path_style           = local.emulated
+  # The emulator answers 500 to an action it lacks: fail at once rather than retry for minutes.
+  max_retries = local.emulated ? 1 : null
 
   endpoints {
     acm            = local.endpoint
@@ -49,6 +51,7 @@ provider "aws" {
   skip_metadata_api_check     = local.emulated
   skip_region_validation      = local.emulated
   s3_use_path_style           = local.emulated
+  max_retries                 = local.emulated ? 1 : null
 
   endpoints {
     acm = local.endpoint

@@ -87,8 +87,12 @@ resource "aws_ses_configuration_set" "main" {
   name                       = var.prefix
   reputation_metrics_enabled = true
 
-  delivery_options {
-    tls_policy = "Require" # alerts carry unsubscribe tokens: never in clear text
+  # Alerts carry unsubscribe tokens: never send them in clear text.
+  dynamic "delivery_options" {
+    for_each = var.ses_require_tls ? [1] : []
+    content {
+      tls_policy = "Require"
+    }
   }
 }
 

@@ -53,6 +53,12 @@ variable "build_dir" {
   default     = "../build/lambda"
 }
 
+variable "openapi_file" {
+  description = "The API description in build_dir. Testing only: the emulator needs openapi-emulated.json (see tools/package.py)."
+  type        = string
+  default     = "openapi.json"
+}
+
 variable "log_retention_days" {
   description = "How long function logs are kept. Logs hold only pseudonyms, but shorter is kinder."
   type        = number
@@ -79,6 +85,12 @@ variable "protect_data" {
 
 variable "activate_receipt_rule_set" {
   description = "Make this stage's SES receipt rule set the active one. A region has ONE active rule set per account: turn off for a second stage in the same account and region."
+  type        = bool
+  default     = true
+}
+
+variable "ses_require_tls" {
+  description = "Send mail only over TLS (SES configuration set delivery option). Always true in AWS; the emulator used by the tests lacks this setting."
   type        = bool
   default     = true
 }

@@ -12,7 +12,7 @@ timestamp and mode and the entries are sorted, so building twice gives identical
 openapi.json is Chalice's own description of the app's routes (with their Lambda proxy
 integrations and CORS preflights) in OpenAPI 3, the form API Gateway imports; Terraform
 puts the api function's ARN in place of @@API_FUNCTION_INVOKE_ARN@@ and the site's origin
-in place of @@CORS_ORIGIN@@.
+in place of @@CORS_ORIGIN@@. openapi-emulated.json is the same for moto (see for_emulator).
 
 --no-deps skips the third-party dependencies (the tests use it: the emulator never runs
 the code, and the in-process invocations use the project's virtualenv).
@@ -260,10 +260,31 @@ def build(out: Path, with_dependencies: bool = True) -> list[Path]:
         destination = out / f"{key}.zip"
         write_zip(destination, [*function_files(key, spec), *dependency_files(deps)])
         written.append(destination)
-    document = out / "openapi.json"
-    document.write_text(json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n")
-    written.append(document)
+    openapi = openapi_document()
+    for name, content in (
+        ("openapi.json", openapi),
+        ("openapi-emulated.json", for_emulator(openapi)),
+    ):
+        document = out / name
+        document.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+        written.append(document)
     return written
+
+
+def for_emulator(document: dict[str, Any]) -> dict[str, Any]:
+    """Return the document as moto can import it (tests only: terraform var.openapi_file).
+
+    moto's import requires a uri and an httpMethod on every integration, which API Gateway
+    does not want on the MOCK integrations of CORS preflights; this variant adds dummies.
+    """
+    document = copy.deepcopy(document)
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            integration = operation.get("x-amazon-apigateway-integration", {})
+            if integration.get("type") == "mock":
+                integration.setdefault("httpMethod", "OPTIONS")
+                integration.setdefault("uri", "mock://preflight")
+    return document
 
 
 def main(argv: list[str] | None = None) -> int:
