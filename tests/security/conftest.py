@@ -266,7 +266,9 @@ def emulated_items(key: str) -> list[str]:
 
     backend = dynamodb_backends["123456789012"][get_settings().region]
     table = backend.tables[get_settings().table_name(key)]
-    return sorted(json.dumps(item.to_json(), sort_keys=True) for item in table.all_items())
+    return sorted(
+        json.dumps(item.to_json(), sort_keys=True, default=repr) for item in table.all_items()
+    )
 
 
 @pytest.fixture
@@ -279,7 +281,7 @@ def atomic_dynamodb(monkeypatch) -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items"):
+    for name in ("put_item", "update_item", "delete_item", "get_item", "scan", "query"):
         original = getattr(DynamoDBBackend, name)
 
         def locked(self, *args, __original=original, **kwargs):
