@@ -23,6 +23,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import BadInput, NotFound, TooManyRequests
 from chalicelib.logs import get_logger
 from chalicelib.privacy import AddressVault
+from chalicelib.sweep_data import forget_state
 
 logger = get_logger(__name__)
 
@@ -237,6 +238,8 @@ class SubscriptionStore:
                 if not _conditional_failure(error):
                     raise
                 break  # unsubscribed by a concurrent request
+            # The sweep's state for it would otherwise outlive the subscription.
+            forget_state(subscriber, item["target"])
             logger.info("unsubscribed", subscriber=subscriber, target=item["target"])
             return item["target"]
         raise NotFound("No subscription matches this address and link (already unsubscribed?)")

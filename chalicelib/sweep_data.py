@@ -103,6 +103,11 @@ def record_results(day: str, results: list[dict[str, Any]]) -> list[dict[str, An
     return notifications
 
 
+def forget_state(subscriber: str, target: str) -> None:
+    """Delete a subscription's check state (it was unsubscribed)."""
+    aws.table(TABLE).delete_item(Key={"subscriber": subscriber, "target": target})
+
+
 def _sent_field(kind: Any) -> str:
     if kind not in SENT_FIELD:
         raise PayloadError("kind must be alert or fixed")

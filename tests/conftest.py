@@ -13,6 +13,19 @@ from chalicelib.config import get_settings, reset_settings
 
 pytest_plugins = ["tests.tls_servers"]
 
+
+def _import_moto_backends() -> None:
+    # moto imports a service's backend on first use; two threads doing that at once
+    # (a handler thread and the test) can deadlock on the import lock, so import them now.
+    import moto.dynamodb.models
+    import moto.logs.models
+    import moto.s3.models
+    import moto.ses.models
+    import moto.sns.models  # noqa: F401
+
+
+_import_moto_backends()
+
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

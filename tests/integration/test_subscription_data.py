@@ -161,6 +161,19 @@ def test_only_the_unsubscribe_token_unsubscribes(emulated_aws):
         unsubscribe(ADDRESS, item["token"])
 
 
+def test_unsubscribing_forgets_the_sweeps_state_of_that_subscription_only(emulated_aws, vault):
+    tokens = {}
+    for target in ("example.org", "example.net"):
+        confirm(ADDRESS, subscribe(ADDRESS, target, "30")["token"])
+    for item in items("subscriptions"):
+        tokens[item["target"]] = item["token"]
+        aws.table("checkstate").put_item(
+            Item={"subscriber": item["subscriber"], "target": item["target"], "status": "ok"}
+        )
+    unsubscribe(ADDRESS, tokens["example.org:443"])
+    assert [item["target"] for item in items("checkstate")] == ["example.net:443"]
+
+
 def test_one_address_may_watch_several_targets(emulated_aws):
     targets = ["example.org", "example.org:8443", "[2001:db8::1]", "bücher.example"]
     for target in targets:
