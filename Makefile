@@ -61,3 +61,51 @@ bench: venv
 
 bench-quick: venv
 	$(BIN)/python -m bench.sweep --quick $(ARGS)
+
+# Deployment to AWS (terraform/, README "Deploy to AWS"). `make deploy` builds one zip per
+# function, applies Terraform (terraform/terraform.tfvars) and publishes the website;
+# `make plan` shows what an apply would change; `make tf-check` is the static checks.
+.PHONY: package plan deploy dns-zone tf-init tf-check tools
+TOOLS_VENV := .venv-tools
+CHECKOV := $(TOOLS_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
+TF := terraform -chdir=terraform
+# The offline copy of the AWS provider, where there is one (CI); else the registry.
+TF_PLUGIN_DIR ?= /opt/tf-plugins
+TF_INIT_FLAGS := -input=false $(if $(wildcard $(TF_PLUGIN_DIR)),-plugin-dir=$(TF_PLUGIN_DIR))
+
+# checkov pins what it needs: its own virtualenv keeps that away from the project's.
+$(CHECKOV):
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is needed"; exit 1; }
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+tools: $(CHECKOV)
+
+# The Terraform tests run checkov (tests/integration/test_terraform.py).
+test: tools
+
+package: venv
+	$(BIN)/python tools/package.py
+
+tf-init:
+	$(TF) init $(TF_INIT_FLAGS)
+
+plan: package tf-init
+	$(TF) plan
+
+# Only the hosted zone: run once before `make deploy` when the domain is registered
+# elsewhere, then point the registrar at the name servers it prints.
+dns-zone: tf-init
+	$(TF) apply -target=aws_route53_zone.main
+	$(TF) output -json name_servers 2>/dev/null || $(TF) state show 'aws_route53_zone.main[0]'
+
+deploy: package tf-init
+	$(TF) apply
+	$(BIN)/python tools/deploy_frontend.py
+
+tf-check: tools tf-init
+	$(TF) fmt -check -recursive
+	$(TF) validate
+	$(CHECKOV) -d terraform --framework terraform --quiet --compact

@@ -23,6 +23,11 @@ resource "aws_api_gateway_rest_api" "api" {
   endpoint_configuration {
     types = ["REGIONAL"] # CloudFront's edge would only add a hop: the custom domain is regional
   }
+
+  # A replacement API exists before the old one goes, so the domain mapping never dangles.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_api_gateway_deployment" "api" {

@@ -95,6 +95,12 @@ variable "ses_require_tls" {
   default     = true
 }
 
+variable "deny_insecure_transport" {
+  description = "Bucket policies refuse any request not made over TLS. Always true in AWS; the emulator used by the tests is plain HTTP and enforces the denial."
+  type        = bool
+  default     = true
+}
+
 variable "enable_response_headers_policy" {
   description = "Attach the security response-headers policy to CloudFront. Always true in AWS; the emulator used by the tests lacks this resource."
   type        = bool
