@@ -208,9 +208,28 @@ class LambdaService:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class HandlerNotLoadable(Exception):
+    """The handler's module cannot be imported or has no such function (as Lambda reports it)."""
+
+    def __init__(self, message: str, error_type: str):
+        super().__init__(message)
+        self.error_type = error_type
+
+
 def _load_handler(path: str) -> Callable[[Any, Any], Any]:
     module_name, _, attribute = path.rpartition(".")
-    return getattr(importlib.import_module(module_name), attribute)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise HandlerNotLoadable(
+            f"Unable to import module '{module_name}': {error}", "Runtime.ImportModuleError"
+        ) from error
+    handler = getattr(module, attribute, None)
+    if not callable(handler):
+        raise HandlerNotLoadable(
+            f"Handler '{attribute}' missing on module '{module_name}'", "Runtime.HandlerNotFound"
+        )
+    return handler
 
 
 def _error_record(error: BaseException, with_trace: bool = False) -> dict[str, Any]:
@@ -218,10 +237,8 @@ def _error_record(error: BaseException, with_trace: bool = False) -> dict[str, A
         "level": "ERROR",
         "message": "Unhandled exception",
         "errorMessage": str(error),
-        "errorType": type(error).__name__,
+        "errorType": getattr(error, "error_type", type(error).__name__),
     }
-    if isinstance(error, ImportError | AttributeError) and "import" in str(error).lower():
-        record["errorType"] = "Runtime.ImportModuleError"
     if with_trace:
         record["stackTrace"] = traceback.format_exception(error)
     else:

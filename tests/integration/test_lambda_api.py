@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import Counter
@@ -175,3 +176,13 @@ def test_sslnotify_invoke_works_unchanged_through_the_endpoint_variable(lambda_a
         invoke("data", {"action": "missing"}, wait=True)
     assert invoke("mailer", {"action": "send"}) is None
     assert lambda_api.service.wait_idle(5)
+
+
+def test_a_missing_handler_module_is_reported_as_lambda_does(settings):
+    service = LambdaService(settings)
+    function = service.function(settings.function_name("data"))
+    broken = dataclasses.replace(function, handler_path="lambdas.nothing_here.handler")
+    answer, failed = service.invoke_sync(broken, {})
+    assert failed
+    assert json.loads(answer)["errorType"] == "Runtime.ImportModuleError"
+    service.stop()
