@@ -356,7 +356,7 @@ class LocalStack:
         line(f"ready in {took:.1f} s; run a job now with `sslnotify trigger cron`; Ctrl-C stops")
 
     def _echo(self, function_key: str, text: str) -> None:
-        self.console.line(f"[{function_key}] {text[:400]}")
+        self.console.line(f"[{function_key}] {_readable(text)[:400]}")
 
     def _save_failed(self, error: Exception) -> None:
         self.console.line(f"warning: could not save state: {type(error).__name__}: {error}")
@@ -392,3 +392,19 @@ def _warm_clients() -> None:
         aws.client(service)
     for key in resources()["tables"]:
         aws.table(key)
+
+
+def _readable(line: str) -> str:
+    # Functions log JSON lines; the terminal shows them as "LEVEL message key=value …".
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict) or "message" not in entry:
+        return line
+    fields = " ".join(
+        f"{key}={value}"
+        for key, value in entry.items()
+        if key not in {"level", "logger", "message", "exception", "stackTrace"}
+    )
+    return f"{entry.get('level', '')} {entry['message']} {fields}".strip()
