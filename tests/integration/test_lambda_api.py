@@ -145,8 +145,10 @@ def test_an_event_failing_every_time_is_dropped_after_three_attempts(
 
 
 def test_an_unknown_function_is_not_found(client):
-    with pytest.raises(client.exceptions.ResourceNotFoundException):
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as raised:
         client.invoke(FunctionName="sslnotify-test-nothing", Payload=b"{}")
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert "Function not found" in raised.value.response["Error"]["Message"]
 
 
 def test_the_api_is_not_invokable(client, settings):
