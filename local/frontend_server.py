@@ -1,15 +1,20 @@
 """The frontend port: the website's files, a generated /config.js and the Outbox pages.
 
-When the frontend has a build step (frontend/build.py), the site is built into
-<state-dir>/site at start so the pages are never stale; otherwise frontend/ is
-served as it is. Every answer carries the security headers of security_headers.json.
+When the frontend has a build step (frontend/build.py), the site is built under
+<state-dir>/ at start and again whenever a file of frontend/ changes, so the
+pages are never stale; otherwise frontend/ is served as it is. Every answer
+carries the security headers of security_headers.json.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
+import threading
+import time
+from collections.abc import Callable
 from functools import cache, partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,16 +46,76 @@ def config_js(api_url: str) -> str:
     return f"window.SSLNOTIFY_CONFIG = {json.dumps({'apiUrl': api_url.rstrip('/')})};\n"
 
 
-def prepare_site(state_dir: Path) -> Path:
-    """Return the directory to serve: a fresh build when the frontend has a build step."""
-    build_script = FRONTEND / "build.py"
-    if not build_script.is_file():
-        return FRONTEND
+def _load_builder(build_script: Path) -> Any:
     spec = importlib.util.spec_from_file_location("sslnotify_frontend_build", build_script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module.build(state_dir / "site")
+    return module
+
+
+class Site:
+    """The directory to serve: the frontend as built by its build step, rebuilt on change.
+
+    Builds alternate between two directories under the state directory, so a
+    rebuild never pulls files from under a request being answered.
+    """
+
+    CHECK_PERIOD = 1.0  # seconds between looks at the sources' modification times
+
+    def __init__(
+        self, state_dir: Path, frontend: Path = FRONTEND, warn: Callable[[str], None] | None = None
+    ):
+        self._frontend = frontend
+        self._targets = (state_dir / "site", state_dir / "site-next")
+        self._warn = warn or (lambda line: None)
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._stamp = self._sources_stamp()
+        self.path = self._build(self._targets[0]) if self._buildable else frontend
+
+    @property
+    def _buildable(self) -> bool:
+        return (self._frontend / "build.py").is_file()
+
+    def _sources_stamp(self) -> float:
+        latest = 0.0
+        for root, directories, files in os.walk(self._frontend):
+            directories[:] = [d for d in directories if d != "node_modules" and d[0] != "."]
+            for name in files:
+                latest = max(latest, os.stat(os.path.join(root, name)).st_mtime)
+        return latest
+
+    def _build(self, target: Path) -> Path:
+        builder = _load_builder(self._frontend / "build.py")
+        return Path(builder.build(target))
+
+    def current(self) -> Path:
+        """Return the directory to serve now, rebuilding first if a source changed."""
+        if not self._buildable or time.monotonic() - self._checked < self.CHECK_PERIOD:
+            return self.path
+        with self._lock:
+            self._checked = time.monotonic()
+            stamp = self._sources_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                target = self._targets[1] if self.path == self._targets[0] else self._targets[0]
+                try:
+                    self.path = self._build(target)
+                except Exception as error:  # keep serving the last good build
+                    self._warn(f"warning: the website could not be rebuilt: {error}")
+        return self.path
+
+
+class StaticSite:
+    """A directory served as it is."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def current(self) -> Path:
+        """Return the directory."""
+        return self.path
 
 
 class FrontendHandler(SimpleHTTPRequestHandler):
@@ -58,7 +123,7 @@ class FrontendHandler(SimpleHTTPRequestHandler):
 
     def __init__(self, *args: Any, config: dict[str, Any], **kwargs: Any):
         self.config = config
-        super().__init__(*args, directory=str(config["site"]), **kwargs)
+        super().__init__(*args, directory=str(config["site"].current()), **kwargs)
 
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
@@ -108,9 +173,9 @@ class FrontendServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], site: Path, api_url: str, outbox: Path):
+    def __init__(self, address: tuple[str, int], site: Path | Site, api_url: str, outbox: Path):
         config = {
-            "site": site,
+            "site": StaticSite(site) if isinstance(site, Path) else site,
             "api_url": api_url,
             "api_origin": api_url.rstrip("/"),
             "outbox": outbox,

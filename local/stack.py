@@ -248,10 +248,10 @@ class LocalStack:
         self._serve(server, "api")
 
     def _start_frontend(self) -> None:
-        from local.frontend_server import FRONTEND, FrontendServer, prepare_site
+        from local.frontend_server import FRONTEND, FrontendServer, Site
 
         try:
-            site = prepare_site(self.state_dir)
+            site: Any = Site(self.state_dir, warn=self.console.line)
         except Exception as error:  # a half-edited page must not keep the service down
             site = FRONTEND
             self.console.line(

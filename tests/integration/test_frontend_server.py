@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from local.frontend_server import HEADERS_FILE, FrontendServer
+from local.frontend_server import HEADERS_FILE, FrontendServer, Site
 
 API = "http://127.0.0.1:9001"
 
@@ -91,3 +93,36 @@ def test_an_email_page_makes_its_links_clickable(frontend):
 @pytest.mark.parametrize("name", ["../secret", "..%2Fsecret.eml", "nothing.eml", "x.txt"])
 def test_only_saved_emails_are_served(frontend, name):
     assert get(f"{frontend}/outbox/{name}")[0] == 404
+
+
+BUILD_SCRIPT = """
+from pathlib import Path
+
+def build(out):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    source = Path(__file__).with_name("page.txt").read_text()
+    (out / "index.html").write_text(source)
+    return out
+"""
+
+
+def test_the_site_is_rebuilt_when_a_source_changes(tmp_path, monkeypatch):
+    frontend = tmp_path / "frontend"
+    frontend.mkdir()
+    (frontend / "build.py").write_text(BUILD_SCRIPT)
+    page = frontend / "page.txt"
+    page.write_text("first")
+    monkeypatch.setattr(Site, "CHECK_PERIOD", 0.0)
+    site = Site(tmp_path / "state", frontend=frontend)
+    assert (site.current() / "index.html").read_text() == "first"
+
+    page.write_text("second")
+    os.utime(page, (time.time() + 5, time.time() + 5))  # a coarse clock must still see it
+    served = site.current()
+    assert (served / "index.html").read_text() == "second"
+    assert site.current() == served  # nothing changed since: no rebuild
+
+
+def test_a_frontend_without_a_build_step_is_served_as_it_is(tmp_path):
+    assert Site(tmp_path / "state", frontend=tmp_path).current() == tmp_path
