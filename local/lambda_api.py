@@ -76,7 +76,7 @@ class Function:
     key: str
     name: str
     handler_path: str
-    timeout: int
+    timeout: float
     memory: int
     log_group: str
 
@@ -133,6 +133,11 @@ class LambdaService:
         with running(function.key):
             print(f"START RequestId: {context.aws_request_id} Version: $LATEST")
             started = time.monotonic()
+            # A thread cannot be stopped as Lambda stops a function at its timeout; say so
+            # instead, in the function's log (where the report sees it) and on the terminal.
+            overrun = threading.Timer(function.timeout, self._overran, (function, context))
+            overrun.daemon = True
+            overrun.start()
             try:
                 handler = self._load(function.handler_path)
                 return handler(payload, context)
@@ -140,9 +145,17 @@ class LambdaService:
                 print(json.dumps(_error_record(error, with_trace=True)))
                 raise
             finally:
+                overrun.cancel()
                 duration = (time.monotonic() - started) * 1000
                 print(f"END RequestId: {context.aws_request_id}")
                 print(f"REPORT RequestId: {context.aws_request_id}\tDuration: {duration:.2f} ms")
+
+    def _overran(self, function: Function, context: LambdaContext) -> None:
+        message = f"Task timed out after {function.timeout:.2f} seconds"
+        with running(function.key):
+            record = {"level": "ERROR", "message": message, "requestId": context.aws_request_id}
+            print(json.dumps(record))
+        self._report(f"{function.key}: {message} (AWS would have stopped it; it goes on here)")
 
     def invoke_sync(self, function: Function, payload: Any) -> tuple[bytes, bool]:
         """Run a handler now; return its JSON answer and whether it failed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections import Counter
 
 import boto3
@@ -188,3 +189,19 @@ def test_a_missing_handler_module_is_reported_as_lambda_does(settings):
     assert failed
     assert json.loads(answer)["errorType"] == "Runtime.ImportModuleError"
     service.stop()
+
+
+def test_a_handler_running_past_its_timeout_is_reported(settings):
+    reports: list[str] = []
+    service = LambdaService(settings, report=reports.append, loader=lambda path: slow_handler)
+    function = dataclasses.replace(service.function(settings.function_name("data")), timeout=0.05)
+    assert service.invoke_sync(function, {}) == (b'"late"', False)
+    assert reports == [
+        "data: Task timed out after 0.05 seconds (AWS would have stopped it; it goes on here)"
+    ]
+    service.stop()
+
+
+def slow_handler(event, context):
+    time.sleep(0.3)
+    return "late"
