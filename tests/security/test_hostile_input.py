@@ -9,10 +9,14 @@ and long with SSLNOTIFY_FUZZ_EXAMPLES=N (examples per test).
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
+from functools import cache
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.provisional import domains
@@ -25,6 +29,7 @@ from tests.security.conftest import (
     sent_messages,
 )
 
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 STORED_TABLES = ("subscriptions", "pending", "suppression", "checkstate")
 FUZZ = settings(
     max_examples=1,  # replaced per test below
@@ -158,6 +163,19 @@ ROUTES = [
 METHODS = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
+@cache
+def openapi() -> dict:
+    """Return docs/openapi.yaml."""
+    return yaml.safe_load(OPENAPI.read_text())
+
+
+def documented_statuses(method: str, template: str) -> set[int]:
+    """Return the statuses docs/openapi.yaml lists for a route (a wrong method: 405)."""
+    path = template.replace("{}", "{host}" if template.startswith("/check") else "{email}")
+    operation = openapi()["paths"][path].get(method.lower())
+    return {int(code) for code in operation["responses"]} if operation else {405}
+
+
 def stored_state() -> tuple:
     """Return what each stored table holds and how many emails went out."""
     return (*(tuple(emulated_items(key)) for key in STORED_TABLES), len(sent_messages()))
@@ -219,6 +237,7 @@ def test_every_route_survives_generated_requests(fuzz_api, network_jail):
         )
         tried.append(1)
         assert_clear_answer(response, request)
+        assert response.status_code in documented_statuses(method, template), request
         if response.status_code >= 400:
             assert stored_state() == before, f"{request} was refused but changed the tables"
         # Any dial the check made went to an address the guard allows (and was intercepted).
@@ -311,6 +330,43 @@ def test_huge_path_and_query_values_are_refused(fuzz_api):
         assert_clear_answer(response, request)
     assert stored_state() == ((), (), (), (), 0)
     record_figure("hostile HTTP requests", len(requests))
+
+
+def test_the_openapi_document_lists_exactly_the_apps_routes():
+    """docs/openapi.yaml and app.app's routing table name the same routes and methods."""
+    from app import app
+
+    routed = {(path, method.lower()) for path, views in app.routes.items() for method in views}
+    methods = {"get", "put", "post", "delete", "patch", "head", "options"}
+    documented = {
+        (path, method)
+        for path, item in openapi()["paths"].items()
+        for method in item
+        if method in methods
+    }
+    assert documented == routed
+
+
+def test_every_reference_in_the_openapi_document_resolves():
+    """Each $ref of docs/openapi.yaml points at a component that exists."""
+    document = openapi()
+    assert document["openapi"].startswith("3.")
+    text = OPENAPI.read_text()
+    for reference in set(re.findall(r'\$ref: "#/([^"]+)"', text)):
+        node = document
+        for part in reference.split("/"):
+            assert part in node, reference
+            node = node[part]
+
+
+def test_a_check_result_has_every_documented_field(fuzz_api):
+    """The CheckResult schema's required fields are those of a real answer, and no fewer."""
+    response = fuzz_api.http.get("/check/unresolvable.example")
+    assert response.status_code == 200
+    schema = openapi()["components"]["schemas"]["CheckResult"]
+    answer = json.loads(response.body)
+    assert set(schema["required"]) <= set(answer)
+    assert set(answer) <= set(schema["properties"])
 
 
 # Lambda payloads
