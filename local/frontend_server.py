@@ -129,6 +129,8 @@ class FrontendHandler(SimpleHTTPRequestHandler):
         path = unquote(urlsplit(self.path).path)
         if path == "/config.js":
             self._answer(200, config_js(self.config["api_url"]), "text/javascript; charset=utf-8")
+        elif path == "/outbox.css":
+            self._answer(200, outbox_page.STYLESHEET, "text/css; charset=utf-8")
         elif path in {"/outbox", "/outbox/"}:
             self._answer(
                 200, outbox_page.list_page(self.config["outbox"]), "text/html; charset=utf-8"

@@ -18,12 +18,16 @@ _HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+\.eml$")
 
+# Served as a file, not inline, so the strict CSP (style-src 'self') holds.
+STYLESHEET = "pre { white-space: pre-wrap; overflow-wrap: anywhere; }\n"
+
 
 def _document(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)} · sslnotify local</title>\n"
         '<link rel="stylesheet" href="/vendor/bootstrap/css/bootstrap.min.css">\n'
+        '<link rel="stylesheet" href="/outbox.css">\n'
         '</head>\n<body class="container py-4">\n'
         f"{body}\n</body>\n</html>\n"
     )
