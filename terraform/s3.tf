@@ -85,30 +85,42 @@ resource "aws_s3_bucket_lifecycle_configuration" "bucket" {
   depends_on = [aws_s3_bucket_versioning.bucket]
 }
 
-# Every bucket refuses plain-HTTP requests; each adds who else may use it.
-data "aws_iam_policy_document" "bucket" {
-  for_each = local.buckets
+# Every bucket refuses plain-HTTP requests.
+data "aws_iam_policy_document" "tls_only" {
+  for_each = var.deny_insecure_transport ? local.buckets : {}
 
-  dynamic "statement" {
-    for_each = var.deny_insecure_transport ? [1] : []
-    content {
-      sid       = "DenyInsecureTransport"
-      effect    = "Deny"
-      actions   = ["s3:*"]
-      resources = [aws_s3_bucket.bucket[each.key].arn, "${aws_s3_bucket.bucket[each.key].arn}/*"]
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.bucket[each.key].arn, "${aws_s3_bucket.bucket[each.key].arn}/*"]
 
-      principals {
-        type        = "*"
-        identifiers = ["*"]
-      }
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
 
-      condition {
-        test     = "Bool"
-        variable = "aws:SecureTransport"
-        values   = ["false"]
-      }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
     }
   }
+}
+
+# Buckets with a service to admit add it to the TLS rule.
+locals {
+  buckets_admitting_services = ["frontend", "inbound"]
+  buckets_with_policy = {
+    for key, spec in local.buckets : key => spec
+    if var.deny_insecure_transport || contains(local.buckets_admitting_services, key)
+  }
+}
+
+data "aws_iam_policy_document" "bucket" {
+  for_each = local.buckets_with_policy
+
+  source_policy_documents = var.deny_insecure_transport ? [data.aws_iam_policy_document.tls_only[each.key].json] : []
 
   # The site is read only through CloudFront's origin access control, by this distribution.
   dynamic "statement" {
@@ -160,9 +172,9 @@ data "aws_iam_policy_document" "bucket" {
 }
 
 resource "aws_s3_bucket_policy" "bucket" {
-  for_each = aws_s3_bucket.bucket
+  for_each = local.buckets_with_policy
 
-  bucket = each.value.id
+  bucket = aws_s3_bucket.bucket[each.key].id
   policy = data.aws_iam_policy_document.bucket[each.key].json
 
   # A policy naming a service principal is only accepted once public access is blocked
