@@ -97,12 +97,6 @@ def main(argv: list[str] | None = None) -> int:
             endpoints
         ):
             say(f"endpoints: {args.targets} on loopback, {args.latency_ms:g} ms per handshake")
-            best = floor.measure(endpoints.targets, endpoints.pids)
-            figures["floor"] = asdict(best)
-            say(
-                f"floor: {best.handshakes} handshakes in {best.seconds:.3f} s (CPU: client "
-                f"{best.client_cpu:.2f} s, servers {best.server_cpu:.2f} s)"
-            )
             with (
                 Endpoints.start(1, 0.0, workdir / "checknow") as direct,
                 local_stack(workdir, endpoints.ca_file, args.ses_rate) as running,
@@ -142,11 +136,17 @@ def measure_stack(
     first = runs.run_sweep(running, endpoints, runs.next_day(day, -1), subscriptions)
     figures["first_sweep"] = asdict(first)
     say(f"first sweep (cold functions, empty state): last email after {first.wall:.2f} s")
+    # The floor right before and right after the timed sweep, the best pass counting: the
+    # machine's load then weighs on both sides of the ratio alike.
+    before = measure_floor(endpoints)
     sampler = sampled() if args.profile else None
     sweep = runs.run_sweep(running, endpoints, day, subscriptions)
     if sampler:
         sampler.stop()
         figures["profile"] = sampler.report()
+    after = measure_floor(endpoints)
+    figures["floor"] = asdict(min(before, after, key=lambda run: run.seconds))
+    figures["floor_passes"] = [asdict(before), asdict(after)]
     figures["sweep"] = asdict(sweep)
     say(f"sweep: last email after {sweep.wall:.2f} s ({sweep.emails} emails)")
 
@@ -167,6 +167,16 @@ def measure_stack(
     figures["state_save_seconds"] = measure_state_save(running)
     problems = [line for line in running.console_lines() if not line.startswith("email: ")]
     figures["stack_messages"] = problems[:50]
+
+
+def measure_floor(endpoints: Endpoints) -> floor.FloorRun:
+    """Measure the floor (best of three concurrency bounds) and say it."""
+    best = floor.measure(endpoints.targets, endpoints.pids)
+    say(
+        f"floor: {best.handshakes} handshakes in {best.seconds:.3f} s (CPU: client "
+        f"{best.client_cpu:.2f} s, servers {best.server_cpu:.2f} s)"
+    )
+    return best
 
 
 def machine() -> str:
