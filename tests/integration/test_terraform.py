@@ -67,8 +67,8 @@ else:
 # ---------------------------------------------------------------- helpers
 
 
-def terraform(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run terraform quietly; fail with its output when it fails."""
+def terraform_env() -> dict[str, str]:
+    """The environment of every terraform run: no prompts, no update checks, fake keys."""
     env = {
         **os.environ,
         "TF_IN_AUTOMATION": "1",
@@ -79,10 +79,20 @@ def terraform(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Complet
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    env.pop("AWS_SESSION_TOKEN", None)
-    env.pop("AWS_PROFILE", None)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "TF_DATA_DIR", "TF_WORKSPACE"):
+        env.pop(name, None)
+    return env
+
+
+def terraform(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run terraform quietly; fail with its output when it fails."""
     answer = subprocess.run(
-        [TERRAFORM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [TERRAFORM, *args],
+        cwd=cwd,
+        env=terraform_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if answer.returncode != 0:
         pytest.fail(f"terraform {' '.join(args)} failed:\n{answer.stdout[-4000:]}\n{answer.stderr}")
@@ -183,16 +193,43 @@ def moto_endpoint() -> Any:
 
 
 @pytest.fixture(scope="module")
-def applied(workspace: Path, moto_endpoint: str) -> dict[str, Any]:
-    """Apply the configuration to the emulator; return its outputs."""
-    terraform(
-        "apply",
-        "-auto-approve",
-        "-parallelism=30",
-        *tf_vars(moto_endpoint, emulator_gaps=True),
+def apply_started(workspace: Path, moto_endpoint: str) -> subprocess.Popen:
+    """Start applying the configuration to the emulator, in the background.
+
+    The apply spends most of its minute in the AWS provider's waiters (Route53 changes,
+    S3 lifecycle, SQS attributes): the static checks and packaging tests request this
+    fixture only so that they run meanwhile.
+    """
+    log = open(workspace / "apply.log", "w")  # noqa: SIM115 - closed after the module
+    variables = tf_vars(moto_endpoint, emulator_gaps=True)
+    process = subprocess.Popen(
+        [TERRAFORM, "apply", "-auto-approve", "-parallelism=30", *variables],
         cwd=workspace,
-        timeout=400,
+        env=terraform_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
+    process.log = log
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def applied(workspace: Path, apply_started: subprocess.Popen) -> dict[str, Any]:
+    """Wait for the apply; return the configuration's outputs."""
+    try:
+        returncode = apply_started.wait(timeout=400)
+    except subprocess.TimeoutExpired:
+        apply_started.kill()
+        returncode = "timeout"
+    apply_started.log.flush()
+    if returncode != 0:
+        output = (workspace / "apply.log").read_text()
+        pytest.fail(f"terraform apply failed ({returncode}):\n{output[-6000:]}")
     answer = terraform("output", "-json", cwd=workspace)
     return {name: item["value"] for name, item in json.loads(answer.stdout).items()}
 
@@ -232,11 +269,11 @@ def test_terraform_is_formatted():
     assert answer.returncode == 0, f"run `terraform fmt` in terraform/:\n{answer.stdout}"
 
 
-def test_terraform_validates(workspace: Path):
+def test_terraform_validates(workspace: Path, apply_started):
     terraform("validate", cwd=workspace)
 
 
-def test_checkov_finds_nothing_unjustified(workspace: Path):
+def test_checkov_finds_nothing_unjustified(apply_started):
     if not CHECKOV.exists():
         if os.environ.get("CI"):
             pytest.fail("checkov is missing: `make test` installs it into .venv-tools")
@@ -267,7 +304,7 @@ def test_checkov_finds_nothing_unjustified(workspace: Path):
 # ---------------------------------------------------------------- packaging
 
 
-def test_packages_are_reproducible_and_self_contained(tmp_path: Path):
+def test_packages_are_reproducible_and_self_contained(tmp_path: Path, apply_started):
     outputs = []
     for name in ("one", "two"):
         package(tmp_path / name)
@@ -295,7 +332,7 @@ def test_packages_are_reproducible_and_self_contained(tmp_path: Path):
         assert answer.returncode == 0, f"{key}: {answer.stderr[-2000:]}"
 
 
-def test_openapi_describes_every_chalice_route(tmp_path: Path):
+def test_openapi_describes_every_chalice_route(tmp_path: Path, apply_started):
     package(tmp_path)
     document = json.loads((tmp_path / "openapi.json").read_text())
     assert document["openapi"].startswith("3.")
