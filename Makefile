@@ -97,9 +97,9 @@ plan: package tf-init
 
 # Only the hosted zone: run once before `make deploy` when the domain is registered
 # elsewhere, then point the registrar at the name servers it prints.
-dns-zone: tf-init
+dns-zone: package tf-init
 	$(TF) apply -target=aws_route53_zone.main
-	$(TF) output -json name_servers 2>/dev/null || $(TF) state show 'aws_route53_zone.main[0]'
+	$(TF) output name_servers
 
 deploy: package tf-init
 	$(TF) apply
