@@ -50,7 +50,13 @@ RUNTIME_PROVIDED = {
     "python-dateutil",
     "six",
 }
-PLATFORM = ["--platform", "manylinux2014_x86_64", "--implementation", "cp"]
+# The python3.13 runtime is Amazon Linux 2023 (glibc 2.34): any manylinux wheel up to that.
+PLATFORM = [
+    *("--platform", "manylinux2014_x86_64"),
+    *("--platform", "manylinux_2_28_x86_64"),
+    *("--platform", "manylinux_2_34_x86_64"),
+    *("--implementation", "cp"),
+]
 PYTHON_VERSION = "3.13"
 SKIPPED_PARTS = {"__pycache__"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo"}
@@ -122,11 +128,13 @@ def runtime_requirements() -> list[str]:
 def install_dependencies(build: Path) -> Path:
     """Install the run-time wheels for Lambda once per requirements set; return the directory."""
     requirements = runtime_requirements()
-    digest = hashlib.sha256("\n".join([PYTHON_VERSION, *requirements]).encode()).hexdigest()[:16]
+    key = "\n".join([PYTHON_VERSION, *PLATFORM, *requirements])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = build / f"deps-{digest}"
     if (target / ".complete").exists():
         return target
-    shutil.rmtree(target, ignore_errors=True)
+    for stale in build.glob("deps-*"):  # from other requirements: never used again
+        shutil.rmtree(stale, ignore_errors=True)
     subprocess.run(
         [
             sys.executable,
