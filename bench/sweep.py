@@ -14,6 +14,7 @@ import platform
 import sys
 import tempfile
 import time
+import tracemalloc
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile", action="store_true", help="sample every thread during the timed sweep"
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace allocations during the timed sweep (slow): retained and peak, by file",
     )
     parser.add_argument("--skip-coldstart", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -140,7 +146,12 @@ def measure_stack(
     # machine's load then weighs on both sides of the ratio alike.
     before = measure_floor(endpoints)
     sampler = sampled() if args.profile else None
+    if args.tracemalloc:
+        tracemalloc.start()
+        baseline = tracemalloc.take_snapshot()
     sweep = runs.run_sweep(running, endpoints, day, subscriptions)
+    if args.tracemalloc:
+        figures["memory"] = memory_report(baseline)
     if sampler:
         sampler.stop()
         figures["profile"] = sampler.report()
@@ -167,6 +178,16 @@ def measure_stack(
     figures["state_save_seconds"] = measure_state_save(running)
     problems = [line for line in running.console_lines() if not line.startswith("email: ")]
     figures["stack_messages"] = problems[:50]
+
+
+def memory_report(baseline: tracemalloc.Snapshot, top: int = 8) -> list[str]:
+    """Describe what the timed sweep allocated: retained, peak, and the files holding most."""
+    retained, peak = tracemalloc.get_traced_memory()
+    grown = tracemalloc.take_snapshot().compare_to(baseline, "filename")
+    tracemalloc.stop()
+    lines = [f"traced: {retained / 2**20:.1f} MiB retained, {peak / 2**20:.1f} MiB at the peak"]
+    lines += [f"  {stat.size_diff / 2**20:+8.1f} MiB  {stat.traceback}" for stat in grown[:top]]
+    return lines
 
 
 def measure_floor(endpoints: Endpoints) -> floor.FloorRun:
@@ -262,6 +283,8 @@ def report(figures: dict[str, Any]) -> None:
     for row in figures.get("imports", []):
         note = row["error"] or ("with boto3" if row["boto3_included"] else "boto3 not imported")
         say(f"import {row['module']:18}{row['milliseconds']:8.1f} ms  ({note})")
+    for line in figures.get("memory", []):
+        say(f"memory: {line}")
     for line in figures.get("profile", []):
         say(f"profile: {line}")
     for line in figures.get("stack_messages", []):
