@@ -21,7 +21,8 @@ resource "aws_api_gateway_rest_api" "api" {
   body = local.openapi
 
   endpoint_configuration {
-    types = ["REGIONAL"] # CloudFront's edge would only add a hop: the custom domain is regional
+    types           = ["REGIONAL"] # CloudFront's edge would only add a hop: the custom domain is regional
+    ip_address_type = "dualstack"  # IPv6 too, like the site
   }
 
   # A replacement API exists before the old one goes, so the domain mapping never dangles.
@@ -111,7 +112,8 @@ resource "aws_api_gateway_domain_name" "api" {
   security_policy          = "TLS_1_2"
 
   endpoint_configuration {
-    types = ["REGIONAL"]
+    types           = ["REGIONAL"]
+    ip_address_type = "dualstack" # api.<domain> has an AAAA record too
   }
 }
 
