@@ -616,6 +616,15 @@ def test_what_the_emulator_lacks_is_in_the_real_plan(plan):
     body = json.loads(rest_api["body"])
     assert "mock://" not in rest_api["body"] and "@@" not in rest_api["body"]
     assert body["openapi"].startswith("3.")
+    preflight_origins = {
+        operation["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"][
+            "method.response.header.Access-Control-Allow-Origin"
+        ]
+        for methods in body["paths"].values()
+        for operation in methods.values()
+        if operation["x-amazon-apigateway-integration"]["type"] == "mock"
+    }
+    assert preflight_origins == {f"'https://{DOMAIN}'"}  # CORS admits only the site
 
 
 # ---------------------------------------------------------------- what the code calls
