@@ -7,6 +7,9 @@ class SslnotifyError(Exception):
     status = 500
     code = "InternalError"
     exit_code = 3
+    # A retryable error propagates out of a Lambda handler so that AWS retries the
+    # asynchronous invocation; the others are answered as {"errorMessage": ...}.
+    retryable = False
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -54,6 +57,7 @@ class InvocationError(SslnotifyError):
 
     status = 502
     code = "BadGatewayError"
+    retryable = True
 
 
 class ConfigurationError(SslnotifyError):

@@ -63,13 +63,15 @@ def dispatch(event: Any, actions: Mapping[str, Action]) -> dict[str, Any]:
     """Run the action an invocation payload names with its named fields.
 
     A malformed payload or one of sslnotify's own errors becomes {"errorMessage": ...};
-    anything unexpected propagates so that AWS records the failure and retries
-    an asynchronous invocation.
+    a retryable error (another function failed) and anything unexpected propagate,
+    so that AWS records the failure and retries an asynchronous invocation.
     """
     try:
         action, fields = _parse(event, actions)
         return {"response": action(**fields)}
     except SslnotifyError as error:
+        if error.retryable:
+            raise
         logger.warning("action refused", error=type(error).__name__, reason=error.message)
         return {"errorMessage": error.message, "errorType": type(error).__name__}
 

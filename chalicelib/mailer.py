@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, emails
 from chalicelib.config import Settings, get_settings
-from chalicelib.errors import PayloadError
+from chalicelib.errors import InvocationError, PayloadError
 from chalicelib.invoke import invoke
 from chalicelib.logs import get_logger
 from chalicelib.privacy import AddressVault
@@ -158,9 +158,10 @@ class Mailer:
         keys = [{"subscriber": n["subscriber"], "target": n["target"]} for n in wanted]
         found = invoke("data", {"action": "recipients", "keys": keys}, wait=True) or []
         recipients = {(r["subscriber"], r["target"]): r for r in found}
+        claimed = self._claim(day, wanted, recipients)
         tally = dict.fromkeys(OUTCOMES, 0)
         for notification in wanted:
-            outcome = self._notify(day, notification, recipients)
+            outcome = self._notify(day, notification, recipients, claimed)
             tally[outcome] += 1
             if outcome == "throttled":
                 break  # SES keeps refusing: leave the rest to the retry
@@ -170,11 +171,36 @@ class Mailer:
             raise DeliveryFailed(f"{unsent} notification(s) left for the retry")
         return tally
 
+    def _claim(
+        self,
+        day: str,
+        wanted: list[dict[str, Any]],
+        recipients: Mapping[tuple[str, str], Mapping[str, Any]],
+    ) -> set[tuple[str, str, str]]:
+        """Claim in one data call every notification that has a deliverable recipient."""
+        # One call per batch, not per email: a retried batch then costs one claim call,
+        # and a failed call fails the attempt as a whole, to be retried by AWS.
+        deliverable = [
+            {"subscriber": n["subscriber"], "target": n["target"], "kind": n["kind"]}
+            for n in wanted
+            if (recipient := recipients.get((n["subscriber"], n["target"])))
+            and not recipient.get("suppressed")
+        ]
+        if not deliverable:
+            return set()
+        answer = invoke(
+            "data",
+            {"action": "claim_notifications", "day": day, "notifications": deliverable},
+            wait=True,
+        )
+        return {(c["subscriber"], c["target"], c["kind"]) for c in answer or []}
+
     def _notify(
         self,
         day: str,
         notification: Mapping[str, Any],
         recipients: Mapping[tuple[str, str], Mapping[str, Any]],
+        claimed: set[tuple[str, str, str]],
     ) -> str:
         subscriber, target, kind = (
             notification["subscriber"],
@@ -187,7 +213,7 @@ class Mailer:
         if recipient.get("suppressed"):
             return "suppressed"
         claim = {"subscriber": subscriber, "target": target, "kind": kind, "day": day}
-        if not invoke("data", {"action": "claim_notification", **claim}, wait=True):
+        if (subscriber, target, kind) not in claimed:
             return "already_sent"
         try:
             address = self.vault.open(recipient["address"], subscriber)
@@ -198,10 +224,22 @@ class Mailer:
             self.deliver(message)
         except Exception as error:
             logger.exception("notification not sent", subscriber=subscriber, kind=kind)
-            invoke("data", {"action": "release_notification", **claim}, wait=True)
+            _release(claim)
             return "throttled" if isinstance(error, Throttled) else "failed"
         logger.info("notification sent", subscriber=subscriber, target=target, kind=kind)
         return "sent"
+
+
+def _release(claim: Mapping[str, str], attempts: int = 3) -> None:
+    """Undo a claim so the retry sends it; a claim left behind would lose today's email."""
+    for attempt in range(1, attempts + 1):
+        try:
+            invoke("data", {"action": "release_notification", **claim}, wait=True)
+            return
+        except InvocationError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
 
 
 def _validated(notifications: Any) -> list[dict[str, Any]]:

@@ -134,6 +134,18 @@ def claim_notification(day: str, subscriber: str, target: str, kind: str) -> boo
     return True
 
 
+def claim_notifications(day: str, notifications: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Claim a batch of notifications at once; return those claimed now (one call per batch)."""
+    if not isinstance(notifications, list):
+        raise PayloadError("notifications must be a list")
+    claimed = []
+    for entry in notifications:
+        subscriber, target = _require_key(entry)
+        if claim_notification(day, subscriber, target, entry.get("kind")):
+            claimed.append({"subscriber": subscriber, "target": target, "kind": entry["kind"]})
+    return claimed
+
+
 def release_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
     """Undo a claim whose email could not be sent, so that a retry sends it."""
     field = _sent_field(kind)
@@ -215,6 +227,7 @@ def is_suppressed(subscriber: str) -> bool:
 ACTIONS = {
     "record_results": record_results,
     "claim_notification": claim_notification,
+    "claim_notifications": claim_notifications,
     "release_notification": release_notification,
     "report_counts": report_counts,
     "is_suppressed": is_suppressed,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chalicelib.errors import NotFound
+from chalicelib.errors import InvocationError, NotFound
 from chalicelib.invoke import dispatch
 
 
@@ -45,3 +45,11 @@ def test_dispatch_reports_domain_errors_by_type():
         "errorMessage": "no x",
         "errorType": "NotFound",
     }
+
+
+def test_dispatch_lets_a_failed_downstream_call_propagate_so_aws_retries():
+    def flaky():
+        raise InvocationError("data did not answer")
+
+    with pytest.raises(InvocationError):
+        dispatch({"action": "flaky"}, {"flaky": flaky})
