@@ -162,3 +162,30 @@ def test_pacer_spaces_sends_to_the_rate():
         pacer.wait()
     assert now[0] == pytest.approx(2.0)  # nine sends at 4/s take two seconds
     assert len(slept) == 8
+
+
+def test_a_batch_is_claimed_in_one_data_call_and_each_claim_holds_once(stack):
+    due = due_notifications(stack, ANN, "bob@example.net")
+    entries = [{"subscriber": n["subscriber"], "target": TARGET, "kind": "alert"} for n in due]
+    claim = {"action": "claim_notifications", "day": DAY1}
+    first = invoke("data", {**claim, "notifications": entries}, True)
+    assert sorted(c["subscriber"] for c in first) == sorted(n["subscriber"] for n in due)
+    assert invoke("data", {**claim, "notifications": entries}, True) == []
+    tally = mail("send_notifications", day=DAY1, notifications=due)
+    assert (tally["sent"], tally["already_sent"]) == (0, 2)
+
+
+def test_a_failed_data_call_fails_the_attempt_for_aws_to_retry(stack, monkeypatch):
+    due = due_notifications(stack, ANN)
+    real_invoke = mailer.invoke
+
+    def data_down(function, payload, wait=False):
+        if payload.get("action") == "claim_notifications":
+            raise mailer.InvocationError("data did not answer")
+        return real_invoke(function, payload, wait)
+
+    monkeypatch.setattr(mailer, "invoke", data_down)
+    with pytest.raises(mailer.InvocationError):
+        mailer.Mailer().send_notifications(DAY1, due)
+    monkeypatch.setattr(mailer, "invoke", real_invoke)
+    assert mailer.Mailer().send_notifications(DAY1, due)["sent"] == 1
