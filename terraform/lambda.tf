@@ -2,10 +2,10 @@
 # lambdas/. Each is a zip built by tools/package.py (make package): chalicelib, the
 # handler and the run-time dependencies, reproducible byte for byte.
 locals {
-  # The same environment for every function: chalicelib/config.py reads these.
+  # The same environment for every function (chalicelib/config.py reads these), and the
+  # deployment secret only for those whose code uses it (permissions.json "secret").
   function_environment = {
     SSLNOTIFY_PREFIX                = var.prefix
-    SSLNOTIFY_SECRET                = aws_secretsmanager_secret_version.deployment.secret_string
     SSLNOTIFY_SITE_URL              = local.site_url
     SSLNOTIFY_API_URL               = local.api_url
     SSLNOTIFY_CORS_ORIGIN           = local.site_url
@@ -57,7 +57,12 @@ resource "aws_lambda_function" "function" {
   source_code_hash = filebase64sha256("${path.module}/${var.build_dir}/${each.key}.zip")
 
   environment {
-    variables = local.function_environment
+    variables = merge(
+      local.function_environment,
+      contains(local.permissions.secret.functions, each.key) ? {
+        SSLNOTIFY_SECRET = aws_secretsmanager_secret_version.deployment.secret_string
+      } : {},
+    )
   }
 
   dead_letter_config {

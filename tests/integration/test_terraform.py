@@ -396,6 +396,8 @@ def test_buckets_are_private_encrypted_and_expire(applied, moto_endpoint):
 def test_functions_match_resources_json(applied, moto_endpoint):
     lambda_ = client("lambda", moto_endpoint)
     iam = client("iam", moto_endpoint)
+    uses_secret = functions_using_secret()
+    assert uses_secret == set(PERMISSIONS["secret"]["functions"])
     for key, spec in RESOURCES["functions"].items():
         config = lambda_.get_function_configuration(FunctionName=f"{PREFIX}-{key}")
         assert config["Handler"] == spec["handler"]
@@ -404,7 +406,10 @@ def test_functions_match_resources_json(applied, moto_endpoint):
         assert config["MemorySize"] == spec["memory"]
         env = config["Environment"]["Variables"]
         assert env["SSLNOTIFY_PREFIX"] == PREFIX
-        assert len(env["SSLNOTIFY_SECRET"]) >= 32
+        if key in uses_secret:
+            assert len(env["SSLNOTIFY_SECRET"]) >= 32
+        else:
+            assert "SSLNOTIFY_SECRET" not in env, f"{key} does not use the secret"
         assert env["SSLNOTIFY_SITE_URL"] == f"https://{DOMAIN}"
         assert env["SSLNOTIFY_API_URL"] == f"https://api.{DOMAIN}"
         assert env["SSLNOTIFY_OPERATOR_EMAIL"] == OPERATOR
@@ -726,6 +731,19 @@ def function_actions() -> dict[str, set[str]]:
     return result
 
 
+def functions_using_secret() -> set[str]:
+    """The functions whose code can call Settings.require_secret()."""
+    return {
+        key
+        for key, spec in RESOURCES["functions"].items()
+        if any(
+            "require_secret(" in module_path(name).read_text()
+            for name in closure(spec["handler"].rpartition(".")[0])
+            if name != "chalicelib.config"
+        )
+    }
+
+
 def test_the_code_analysis_sees_known_calls():
     """The analysis itself: it finds the calls it must (or the checks above prove nothing)."""
     used = function_actions()
@@ -733,3 +751,4 @@ def test_the_code_analysis_sees_known_calls():
     assert "lambda:InvokeFunction" not in used["data"]
     assert {"dynamodb:GetItem", "s3:PutObject"} <= used["data"]
     assert any(action.startswith("ses:Send") for action in used["mailer"])
+    assert "data" in functions_using_secret()
