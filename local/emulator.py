@@ -29,6 +29,30 @@ SAVE_PERIOD = 10.0  # seconds: what a kill -9 can lose at most
 STATE_VERSION = 1
 
 
+class QuickRequestHandler(MotoRequestHandler):
+    """moto's request handler with Nagle's algorithm off."""
+
+    # Headers and body go out in two sends; with Nagle the body waits for the client's
+    # delayed ACK, about 40 ms on every emulated AWS call.
+    disable_nagle_algorithm = True
+
+
+class CachingDispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, remembering which backend serves each host."""
+
+    # moto finds the backend of every request under one global lock, listing its package
+    # directory and trying hundreds of URL patterns; the answer for a host never changes.
+    def __init__(self, create_app: Any):
+        super().__init__(create_app)
+        self._backend_for: dict[Any, Any] = {}
+
+    def get_backend_for_host(self, host: Any) -> Any:
+        """Return the backend for a host, found once."""
+        if host not in self._backend_for:
+            self._backend_for[host] = super().get_backend_for_host(host)
+        return self._backend_for[host]
+
+
 class Emulator:
     """moto's server on a loopback port, serving every AWS service but Lambda."""
 
@@ -37,9 +61,9 @@ class Emulator:
         self._server: BaseWSGIServer = make_server(
             host,
             port,
-            DomainDispatcherApplication(create_backend_app),
+            CachingDispatcher(create_backend_app),
             threaded=True,
-            request_handler=MotoRequestHandler,
+            request_handler=QuickRequestHandler,
         )
         self.url = f"http://{host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
