@@ -108,4 +108,4 @@ deploy: package tf-init
 tf-check: tools tf-init
 	$(TF) fmt -check -recursive
 	$(TF) validate
-	$(CHECKOV) -d terraform --framework terraform --quiet --compact
+	$(CHECKOV) -d terraform --framework terraform --quiet --compact --skip-download
