@@ -7,10 +7,13 @@ is what keeps an email to one per day however often AWS retries an invocation.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
@@ -22,6 +25,7 @@ from chalicelib.sweep import require_day
 logger = get_logger(__name__)
 
 TABLE = "checkstate"
+TALLY = "#tally"  # the partition of per-day count items (no pseudonym starts with '#')
 BATCH_GET_LIMIT = 100
 SENT_FIELD = {"alert": "alert_sent_day", "fixed": "fixed_sent_day"}
 
@@ -78,8 +82,9 @@ def record_results(day: str, results: list[dict[str, Any]]) -> list[dict[str, An
     notifications: list[dict[str, Any]] = []
     changed: dict[tuple[str, str], CheckState] = {}
     for (subscriber, target), result in entries:
-        decision = decide(previous.get((subscriber, target)), subscriber, target, day, result)
-        if decision.changed:
+        before = previous.get((subscriber, target))
+        decision = decide(before, subscriber, target, day, result)
+        if decision.changed and not _quiet(before, decision):
             changed[(subscriber, target)] = decision.state
         if decision.kind:
             notifications.append(
@@ -93,6 +98,7 @@ def record_results(day: str, results: list[dict[str, Any]]) -> list[dict[str, An
     with aws.table(TABLE).batch_writer(overwrite_by_pkeys=["subscriber", "target"]) as writer:
         for state in changed.values():
             writer.put_item(Item=state.to_item())
+        writer.put_item(Item=_tally(day, entries))
     logger.info(
         "results recorded",
         day=day,
@@ -101,6 +107,49 @@ def record_results(day: str, results: list[dict[str, Any]]) -> list[dict[str, An
         notifications=len(notifications),
     )
     return notifications
+
+
+def _quiet(before: CheckState | None, decision: Any) -> bool:
+    """Tell whether a day changed nothing worth a write (most days of most subscriptions)."""
+    # Writing every subscription's state every day would cost a write unit per subscription
+    # per day; a quiet day is recomputed identically by a retry, so it needs no record.
+    new = decision.state
+    return (
+        before is not None
+        and decision.kind is None
+        and before.status == new.status
+        and before.alerting == new.alerting
+        and before.error_streak == new.error_streak
+    )
+
+
+def _tally(day: str, entries: list[tuple[tuple[str, str], Mapping[str, Any]]]) -> dict[str, Any]:
+    """Return the day's count item for one call; a retried call overwrites its own item."""
+    keys = sorted(key for key, _ in entries)
+    digest = hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
+    return {
+        "subscriber": TALLY,
+        "target": f"{day}#{digest}",
+        "checked": len(entries),
+        "targets": len({target for (_, target), _ in entries}),
+        "errors": sum(1 for _, result in entries if result.get("status") == "error"),
+    }
+
+
+def _day_tallies(day: str) -> dict[str, int]:
+    table = aws.table(TABLE)
+    totals = {"checked": 0, "targets": 0, "errors": 0}
+    arguments: dict[str, Any] = {
+        "KeyConditionExpression": Key("subscriber").eq(TALLY) & Key("target").begins_with(day),
+    }
+    while True:
+        page = table.query(**arguments)
+        for item in page.get("Items", []):
+            for name in totals:
+                totals[name] += int(item.get(name, 0))
+        if "LastEvaluatedKey" not in page:
+            return totals
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def forget_state(subscriber: str, target: str) -> None:
@@ -192,17 +241,13 @@ def report_counts(day: str, since: str) -> dict[str, Any]:
     since_epoch = _since_epoch(since)
     if since_epoch is None:
         raise PayloadError("since must be an ISO 8601 time")
-    counts = {"checked": 0, "targets": 0, "errors": 0, "alerts": 0, "fixed": 0, "states": 0}
-    targets: set[str] = set()
+    counts = {**_day_tallies(day), "alerts": 0, "fixed": 0, "states": 0}
     for item in _scan(TABLE):
+        if item["subscriber"] == TALLY:
+            continue
         counts["states"] += 1
-        if item.get("checked_day") == day:
-            counts["checked"] += 1
-            targets.add(str(item["target"]))
-            counts["errors"] += item.get("status") == "error"
         counts["alerts"] += item.get("alert_sent_day") == day
         counts["fixed"] += item.get("fixed_sent_day") == day
-    counts["targets"] = len(targets)
     suppressions = []
     for item in _scan("suppression"):
         at = _since_epoch(item.get("at"))

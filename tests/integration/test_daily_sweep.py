@@ -4,6 +4,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
+from chalicelib.invoke import invoke
 from tests.integration import sweep_stack
 from tests.integration.sweep_stack import DAY1, DAY2, DAY3, sent_messages, text_of
 from tests.tls_servers import find_closed_port
@@ -203,3 +204,30 @@ def test_the_checker_refuses_malformed_batches(payload):
     from lambdas.checker import handler
 
     assert handler(payload, None)["errorType"] == "PayloadError"
+
+
+def test_a_quiet_day_writes_no_state_yet_the_day_is_counted(stack):
+    good, expiring = stack.serve(days_left=80), stack.serve(days_left=5)
+    stack.subscribe(ANN, good.address)
+    stack.subscribe(BOB, expiring.address)
+    stack.sweep(DAY1)
+    stack.sweep(DAY2)
+    states = {
+        item["target"]: item
+        for item in aws.table("checkstate").scan()["Items"]
+        if item["subscriber"] != "#tally"
+    }
+    # The good certificate's state was written once; the alerting one is written each day.
+    assert {key.rpartition(":")[2]: s["checked_day"] for key, s in states.items()} == {
+        str(good.port): DAY1,
+        str(expiring.port): DAY2,
+    }
+    since = f"{DAY1}T00:00:00Z"
+    counts = invoke_data("report_counts", day=DAY2, since=since)
+    assert (counts["checked"], counts["targets"], counts["alerts"]) == (2, 2, 1)
+    stack.sweep(DAY2)  # a repeated sweep overwrites its own tally instead of adding to it
+    assert invoke_data("report_counts", day=DAY2, since=since)["checked"] == 2
+
+
+def invoke_data(action, **fields):
+    return invoke("data", {"action": action, **fields}, wait=True)
