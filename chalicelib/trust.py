@@ -10,7 +10,7 @@ import ssl
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -143,8 +143,11 @@ def _verify_signature(certificate: x509.Certificate, issuer: x509.Certificate) -
         raise InvalidSignature("unsupported issuer key")
 
 
+@lru_cache(maxsize=8192)
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Tell whether `issuer` names and signed `certificate` (dates and strength not judged)."""
+    # Cached by content (certificates hash by their DER): a sweep checks the same few
+    # intermediates against the same roots for thousands of targets.
     if certificate.issuer != issuer.subject:
         return False
     try:
