@@ -267,7 +267,7 @@ def test_names_resolving_privately_are_never_probed_by_the_sweep(api, lambdas, n
     invoke("cron", {"action": "sweep", "day": "2026-11-27"})
     lambdas.drain()
     assert lambdas.failures == []
-    states = table_items("checkstate")
+    states = [s for s in table_items("checkstate") if not s["subscriber"].startswith("#")]
     assert len(states) == len(stored)
     assert {state["status"] for state in states} == {"error"}
     assert network_jail.attempts == []
