@@ -468,3 +468,35 @@ def test_a_data_answer_lost_after_its_writes_loses_no_alert(world, monkeypatch):
     assert "claim_notifications" in lost
     assert set(alerts) == world["due"], f"{len(world['due'] - set(alerts))} lost; {lost}"
     assert max(alerts.values()) == 1
+
+
+def test_one_mailer_event_run_by_four_instances_at_once_sends_each_alert_once(world, monkeypatch):
+    """At-least-once delivery, concurrently: the conditional claims let one instance send each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import lambdas.mailer
+
+    fake = world["lambdas"]
+    captured = []
+    real_invoke = fake.invoke
+
+    def capture_mailer_events(FunctionName, InvocationType, Payload):
+        if InvocationType == "Event" and FunctionName.endswith("-mailer"):
+            captured.append(json.loads(Payload))
+            return {"StatusCode": 202}
+        return real_invoke(FunctionName, InvocationType, Payload)
+
+    monkeypatch.setattr(fake, "invoke", capture_mailer_events)
+    invoke("cron", {"action": "sweep", "day": datetime.now(UTC).date().isoformat()})
+    fake.drain()
+    assert captured
+    with ThreadPoolExecutor(4 * len(captured)) as pool:
+        answers = list(pool.map(lambda event: lambdas.mailer.handler(event, None), captured * 4))
+    sent = sum(answer["response"]["sent"] for answer in answers)
+    alerts = Counter(
+        {to: n for (to, kind), n in delivered(world["settings"]).items() if kind == "alert"}
+    )
+    assert set(alerts) == world["due"]
+    assert max(alerts.values()) == 1
+    assert sent == len(world["due"])
+    record_figure("concurrent duplicate mailer runs", 3 * len(captured))
