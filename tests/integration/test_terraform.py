@@ -570,6 +570,33 @@ def test_functions_invoke_only_the_functions_they_call(plan):
         assert invokable == {f"{PREFIX}-{target}" for target in spec["invokes"]}, key
 
 
+def test_the_real_settings_change_only_what_the_emulator_lacks(plan):
+    """Over the emulated state, the real settings touch only the resources they concern."""
+    expected = {
+        "aws_cloudfront_response_headers_policy.security[0]",  # enable_response_headers_policy
+        "aws_cloudfront_distribution.site",  # ... which the distribution then names
+        "aws_ses_configuration_set.main",  # ses_require_tls
+        "aws_sns_topic_policy.bounces",  # names the configuration set: document read at apply
+        'aws_s3_bucket_policy.bucket["backups"]',  # deny_insecure_transport
+        'aws_s3_bucket_policy.bucket["frontend"]',
+        'aws_s3_bucket_policy.bucket["inbound"]',
+        "aws_api_gateway_rest_api.api",  # openapi_file
+        "aws_api_gateway_deployment.api",
+        "aws_api_gateway_stage.api",
+    }
+    changed = set()
+    for change in plan["resource_changes"]:
+        if change["mode"] != "managed" or change["change"]["actions"] == ["no-op"]:
+            continue
+        before, after = change["change"]["before"] or {}, change["change"]["after"] or {}
+        differing = {key for key in {*before, *after} if before.get(key) != after.get(key)}
+        # moto omits dead_letter_config when it describes a function (the plan is checked below)
+        if change["type"] == "aws_lambda_function" and differing == {"dead_letter_config"}:
+            continue
+        changed.add(change["address"])
+    assert changed <= expected, f"unexpected changes (drift?): {sorted(changed - expected)}"
+
+
 def test_what_the_emulator_lacks_is_in_the_real_plan(plan):
     (policy,) = planned_resources(plan, "aws_cloudfront_response_headers_policy").values()
     config = policy["security_headers_config"][0]
