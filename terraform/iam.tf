@@ -31,7 +31,7 @@ locals {
           token == "invoked-functions" ? [for target in spec.invokes : local.function_arns[target]] :
           [local.resource_arns[token]]
         ])))
-      }
+      } if !contains(try(statement.except, []), key)
     ]
   }
 }

@@ -18,6 +18,16 @@ locals {
   }
 }
 
+locals {
+  # Functions invoked asynchronously: those permissions.json gives the dead-letter queue to.
+  async_functions = {
+    for key in keys(local.functions) : key => !contains(flatten([
+      for statement in local.permissions.runtime : try(statement.except, [])
+      if contains(statement.resources, "queue:dead-letter")
+    ]), key)
+  }
+}
+
 # Created before the functions, so that Lambda never creates them without a retention.
 resource "aws_cloudwatch_log_group" "function" {
   #checkov:skip=CKV_AWS_158:Logs are encrypted by CloudWatch Logs with its own key; they hold only pseudonyms (keyed hashes), never an address, so a customer-managed key adds cost without protecting anything more.
@@ -65,8 +75,12 @@ resource "aws_lambda_function" "function" {
     )
   }
 
-  dead_letter_config {
-    target_arn = aws_sqs_queue.dead_letter.arn
+  # Every function invoked asynchronously (all but the API) has the dead-letter queue.
+  dynamic "dead_letter_config" {
+    for_each = local.async_functions[each.key] ? [1] : []
+    content {
+      target_arn = aws_sqs_queue.dead_letter.arn
+    }
   }
 
   depends_on = [aws_cloudwatch_log_group.function, aws_iam_role_policy.function]
