@@ -165,15 +165,26 @@ def _sent_field(kind: Any) -> str:
 
 def claim_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
     """Claim the right to send one notification; true only for the first claim of the day."""
-    field = _sent_field(kind)
+    return _conditional_update(
+        subscriber,
+        target,
+        kind,
+        day,
+        "SET #sent = :day",
+        "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day)",
+    )
+
+
+def _conditional_update(
+    subscriber: str, target: str, kind: str, day: str, update: str, condition: str
+) -> bool:
+    """Apply an update to a notification's sent-day field if the condition holds; say if it did."""
     try:
         aws.table(TABLE).update_item(
             Key={"subscriber": subscriber, "target": target},
-            UpdateExpression="SET #sent = :day",
-            ConditionExpression=(
-                "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day)"
-            ),
-            ExpressionAttributeNames={"#sent": field},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#sent": _sent_field(kind)},
             ExpressionAttributeValues={":day": require_day(day)},
         )
     except ClientError as error:
@@ -197,20 +208,7 @@ def claim_notifications(day: str, notifications: list[dict[str, Any]]) -> list[d
 
 def release_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
     """Undo a claim whose email could not be sent, so that a retry sends it."""
-    field = _sent_field(kind)
-    try:
-        aws.table(TABLE).update_item(
-            Key={"subscriber": subscriber, "target": target},
-            UpdateExpression="REMOVE #sent",
-            ConditionExpression="#sent = :day",
-            ExpressionAttributeNames={"#sent": field},
-            ExpressionAttributeValues={":day": require_day(day)},
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return _conditional_update(subscriber, target, kind, day, "REMOVE #sent", "#sent = :day")
 
 
 def _scan(key: str, **arguments: Any) -> Iterable[dict[str, Any]]:

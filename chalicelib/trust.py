@@ -158,33 +158,25 @@ def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
         pass  # old v1 roots have no extensions at all
     except ValueError:
         return False
+    return _signed_by(certificate, issuer)
+
+
+def is_self_signed(certificate: x509.Certificate) -> bool:
+    """Tell whether a certificate names itself as issuer and carries its own signature."""
+    return certificate.issuer == certificate.subject and _signed_by(certificate, certificate)
+
+
+def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Tell whether issuer's key made certificate's signature, weak algorithms included."""
     try:
         certificate.verify_directly_issued_by(issuer)
         return True
     except (InvalidSignature, TypeError):
         return False
     except (ValueError, UnsupportedAlgorithm):
-        pass
+        pass  # an algorithm cryptography no longer verifies (MD5, SHA-1): check it ourselves
     try:
         _verify_signature(certificate, issuer)
-        return True
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-
-
-def is_self_signed(certificate: x509.Certificate) -> bool:
-    """Tell whether a certificate names itself as issuer and carries its own signature."""
-    if certificate.issuer != certificate.subject:
-        return False
-    try:
-        certificate.verify_directly_issued_by(certificate)
-        return True
-    except (InvalidSignature, TypeError):
-        return False
-    except (ValueError, UnsupportedAlgorithm):
-        pass
-    try:
-        _verify_signature(certificate, certificate)
         return True
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
