@@ -452,3 +452,41 @@ def test_every_lambda_answers_malformed_payloads_without_crashing(
 
     run_examples(one, 40)()
     record_figure("malformed Lambda payloads", len(tried))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": "Ann\r\nBcc: victim@example.net", "email": "ann@example.org", "message": "hi"},
+        {"name": "Ann", "email": "ann@example.org\r\nBcc: victim@example.net", "message": "hi"},
+        {"name": "Ann", "email": "ann@example.org, victim@example.net", "message": "hi"},
+        {"name": "Ann", "email": "Ann <ann@example.org>", "message": "hi"},
+    ],
+)
+def test_feedback_refuses_header_injection(fuzz_api, fields):
+    """A name or reply address carrying another header or recipient is refused; no mail."""
+    response = fuzz_api.http.post(
+        "/feedback", headers={"Content-Type": "application/json"}, body=json.dumps(fields).encode()
+    )
+    assert response.status_code == 400, response.body
+    assert_clear_answer(response, f"POST /feedback {fields}")
+    assert sent_messages() == []
+
+
+def test_a_message_body_cannot_add_headers_or_recipients(fuzz_api, settings):
+    """Line breaks are allowed in the message, but stay in the body: one recipient, no Bcc."""
+    import email
+    import email.policy
+
+    message = "hello\r\nBcc: victim@example.net\r\n\r\nTo: victim@example.net\r\n.\r\nmore"
+    fields = {"name": "Ann", "email": "ann@example.org", "message": message}
+    response = fuzz_api.http.post(
+        "/feedback", headers={"Content-Type": "application/json"}, body=json.dumps(fields).encode()
+    )
+    assert response.status_code == 200, response.body
+    (sent,) = sent_messages()
+    assert set(sent.destinations) == {settings.feedback_email}  # the envelope: one recipient
+    parsed = email.message_from_string(sent.raw_data, policy=email.policy.default)
+    assert parsed["To"] == settings.feedback_email
+    assert parsed["Bcc"] is None and parsed["Cc"] is None
+    assert "victim" not in str(parsed["To"]) + str(parsed.get("Reply-To", ""))
