@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,19 +19,33 @@ from chalicelib.logs import get_logger
 
 logger = get_logger(__name__)
 
+ASYNC_ATTEMPTS = 3
+ASYNC_BACKOFF_SECONDS = 0.2
+
 
 def invoke(function: str, payload: Mapping[str, Any], wait: bool = False) -> Any:
     """Invoke a function of resources.json; with wait, return its response or raise."""
     name = get_settings().function_name(function)
-    try:
-        answer = aws.client("lambda").invoke(
-            FunctionName=name,
-            InvocationType="RequestResponse" if wait else "Event",
-            Payload=json.dumps(payload).encode(),
-        )
-    except Exception as error:  # botocore's errors have no common useful base
-        logger.exception("invoke failed", function=function, action=payload.get("action"))
-        raise InvocationError(f"could not invoke {function}") from error
+    body = json.dumps(payload).encode()
+    # Queuing an event again is safe (every receiver is idempotent), so an asynchronous
+    # invocation that Lambda refused is tried again here rather than failing the caller;
+    # a blocking one is not: its action may have run before the answer was lost.
+    attempts = 1 if wait else ASYNC_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            answer = aws.client("lambda").invoke(
+                FunctionName=name,
+                InvocationType="RequestResponse" if wait else "Event",
+                Payload=body,
+            )
+            break
+        except Exception as error:  # botocore's errors have no common useful base
+            logger.exception(
+                "invoke failed", function=function, action=payload.get("action"), attempt=attempt
+            )
+            if attempt == attempts:
+                raise InvocationError(f"could not invoke {function}") from error
+            time.sleep(ASYNC_BACKOFF_SECONDS * attempt)
     if not wait:
         return None
     body = answer["Payload"].read()

@@ -53,3 +53,41 @@ def test_dispatch_lets_a_failed_downstream_call_propagate_so_aws_retries():
 
     with pytest.raises(InvocationError):
         dispatch({"action": "flaky"}, {"flaky": flaky})
+
+
+class RefusingLambda:
+    """A Lambda client stand-in that refuses the first `failures` calls."""
+
+    def __init__(self, failures):
+        self.failures, self.calls = failures, 0
+
+    def invoke(self, **arguments):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("Lambda was unable to run this")
+        return {"StatusCode": 202}
+
+
+@pytest.mark.parametrize(("failures", "delivered"), [(0, True), (2, True), (3, False)])
+def test_an_event_is_queued_again_when_lambda_refuses_it(monkeypatch, failures, delivered):
+    from chalicelib import aws, invoke
+
+    refusing = RefusingLambda(failures)
+    monkeypatch.setattr(aws, "client", lambda service: refusing)
+    monkeypatch.setattr(invoke, "ASYNC_BACKOFF_SECONDS", 0)
+    if delivered:
+        assert invoke.invoke("mailer", {"action": "x"}) is None
+    else:
+        with pytest.raises(InvocationError):
+            invoke.invoke("mailer", {"action": "x"})
+    assert refusing.calls == min(failures + 1, 3)
+
+
+def test_a_blocking_call_is_never_repeated(monkeypatch):
+    from chalicelib import aws, invoke
+
+    refusing = RefusingLambda(1)
+    monkeypatch.setattr(aws, "client", lambda service: refusing)
+    with pytest.raises(InvocationError):
+        invoke.invoke("data", {"action": "x"}, wait=True)
+    assert refusing.calls == 1
