@@ -257,10 +257,10 @@ def _inject(monkeypatch, fake, faults: Faults) -> None:
             raise RuntimeError("checker crashed before probing (out of memory)")
         if faults.strike("checker_timeout", once_per=subject):
 
-            def invoke_until_killed(function, payload, wait=False):
+            def invoke_until_killed(function, payload, wait=False, **options):
                 if function == "mailer":
                     raise TimeoutError("Task timed out after 120.00 seconds")
-                return real_checker_invoke(function, payload, wait)
+                return real_checker_invoke(function, payload, wait, **options)
 
             monkeypatch.setattr(lambdas.checker, "invoke", invoke_until_killed)
             try:
