@@ -52,6 +52,14 @@ class TooManyRequests(SslnotifyError):
     code = "TooManyRequestsError"
 
 
+class Throttled(SslnotifyError):
+    """An AWS service kept refusing work for now; the caller should retry later."""
+
+    status = 503
+    code = "ServiceUnavailableError"
+    retryable = True
+
+
 class InvocationError(SslnotifyError):
     """Another Lambda function answered with an error or could not be invoked."""
 

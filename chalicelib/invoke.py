@@ -19,33 +19,52 @@ from chalicelib.logs import get_logger
 
 logger = get_logger(__name__)
 
-ASYNC_ATTEMPTS = 3
-ASYNC_BACKOFF_SECONDS = 0.2
+ATTEMPTS = 3  # for events and idempotent blocking calls
+BACKOFF_SECONDS = 0.2
 
 
-def invoke(function: str, payload: Mapping[str, Any], wait: bool = False) -> Any:
-    """Invoke a function of resources.json; with wait, return its response or raise."""
+def invoke(
+    function: str, payload: Mapping[str, Any], wait: bool = False, idempotent: bool = False
+) -> Any:
+    """Invoke a function of resources.json; with wait, return its response or raise.
+
+    `idempotent` marks a blocking call that may safely run twice (a read, or a write
+    that repeats to the same effect): it is tried again when it fails.
+    """
     name = get_settings().function_name(function)
     body = json.dumps(payload).encode()
-    # Queuing an event again is safe (every receiver is idempotent), so an asynchronous
-    # invocation that Lambda refused is tried again here rather than failing the caller;
-    # a blocking one is not: its action may have run before the answer was lost.
-    attempts = 1 if wait else ASYNC_ATTEMPTS
+    # Queuing an event again is safe (every receiver is idempotent), and so is repeating
+    # an idempotent blocking call; any other blocking call is not: its action may have
+    # run before the answer was lost.
+    attempts = ATTEMPTS if idempotent or not wait else 1
     for attempt in range(1, attempts + 1):
         try:
-            answer = aws.client("lambda").invoke(
-                FunctionName=name,
-                InvocationType="RequestResponse" if wait else "Event",
-                Payload=body,
-            )
-            break
-        except Exception as error:  # botocore's errors have no common useful base
-            logger.exception(
-                "invoke failed", function=function, action=payload.get("action"), attempt=attempt
+            return _invoke_once(function, name, body, wait)
+        except SslnotifyError as error:
+            if not error.retryable:
+                raise
+            logger.warning(
+                "invoke failed",
+                function=function,
+                action=payload.get("action"),
+                attempt=attempt,
+                reason=error.message,
             )
             if attempt == attempts:
-                raise InvocationError(f"could not invoke {function}") from error
-            time.sleep(ASYNC_BACKOFF_SECONDS * attempt)
+                raise
+            time.sleep(BACKOFF_SECONDS * attempt)
+    return None
+
+
+def _invoke_once(function: str, name: str, body: bytes, wait: bool) -> Any:
+    try:
+        answer = aws.client("lambda").invoke(
+            FunctionName=name,
+            InvocationType="RequestResponse" if wait else "Event",
+            Payload=body,
+        )
+    except Exception as error:  # botocore's errors have no common useful base
+        raise InvocationError(f"could not invoke {function}") from error
     if not wait:
         return None
     body = answer["Payload"].read()

@@ -124,7 +124,11 @@ class Mailer:
         raise Throttled(f"SES throttled a {message.kind} email {SEND_ATTEMPTS} times")
 
     def _suppressed(self, pseudonym: str) -> bool:
-        return bool(invoke("data", {"action": "is_suppressed", "subscriber": pseudonym}, True))
+        return bool(
+            invoke(
+                "data", {"action": "is_suppressed", "subscriber": pseudonym}, True, idempotent=True
+            )
+        )
 
     def send_confirmation(self, email: str, target: str, tolerance: str, token: str) -> dict:
         """Send the double opt-in email, unless the address bounced or complained before."""
@@ -156,7 +160,9 @@ class Mailer:
         """
         wanted = _validated(notifications)
         keys = [{"subscriber": n["subscriber"], "target": n["target"]} for n in wanted]
-        found = invoke("data", {"action": "recipients", "keys": keys}, wait=True) or []
+        found = (
+            invoke("data", {"action": "recipients", "keys": keys}, wait=True, idempotent=True) or []
+        )
         recipients = {(r["subscriber"], r["target"]): r for r in found}
         claimed = self._claim(day, wanted, recipients)
         tally = dict.fromkeys(OUTCOMES, 0)

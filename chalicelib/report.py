@@ -179,7 +179,7 @@ def gather(now: datetime | None = None, settings: Settings | None = None) -> Rep
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
     since = now - WINDOW
-    counts = invoke("data", {"action": "counts"}, wait=True) or {}
+    counts = invoke("data", {"action": "counts"}, wait=True, idempotent=True) or {}
     day_counts = invoke(
         "data",
         {
@@ -188,5 +188,6 @@ def gather(now: datetime | None = None, settings: Settings | None = None) -> Rep
             "since": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         wait=True,
+        idempotent=True,
     )
     return compose(now, counts, day_counts or {}, unusual_lines(settings, since, now))

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws, backup, validation
 from chalicelib.config import get_settings
-from chalicelib.errors import BadInput, NotFound, TooManyRequests
+from chalicelib.errors import BadInput, NotFound, Throttled, TooManyRequests
 from chalicelib.logs import get_logger
 from chalicelib.privacy import AddressVault
 from chalicelib.sweep_data import forget_state
@@ -297,7 +297,7 @@ def _batch_get(table: Any, keys: Sequence[Mapping[str, str]]) -> list[dict[str, 
                 break
             time.sleep(min(0.05 * 2**attempt, 2.0))
         else:
-            raise TooManyRequests("the subscriptions table is throttling reads; try again")
+            raise Throttled("the subscriptions table is throttling reads; try again")
     return found
 
 

@@ -92,7 +92,7 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
         notifications: list[dict[str, Any]] = []
         for chunk in pack(results, max_count=10_000, max_bytes=RECORD_CHUNK_BYTES):
             record = {"action": "record_results", "day": day, "results": chunk}
-            notifications += invoke("data", record, wait=True)
+            notifications += invoke("data", record, wait=True, idempotent=True)
         batches = pack(notifications, MAILER_BATCH)
         for batch in batches:
             invoke("mailer", {"action": "send_notifications", "day": day, "notifications": batch})

@@ -34,6 +34,7 @@ def _scan_segment(segment: int) -> list[dict[str, Any]]:
                 "limit": SCAN_PAGE_LIMIT,
             },
             wait=True,
+            idempotent=True,
         )
         items.extend(page["items"])
         cursor = page.get("cursor")

@@ -179,10 +179,10 @@ def test_a_failed_data_call_fails_the_attempt_for_aws_to_retry(stack, monkeypatc
     due = due_notifications(stack, ANN)
     real_invoke = mailer.invoke
 
-    def data_down(function, payload, wait=False):
+    def data_down(function, payload, wait=False, **options):
         if payload.get("action") == "claim_notifications":
             raise mailer.InvocationError("data did not answer")
-        return real_invoke(function, payload, wait)
+        return real_invoke(function, payload, wait, **options)
 
     monkeypatch.setattr(mailer, "invoke", data_down)
     with pytest.raises(mailer.InvocationError):

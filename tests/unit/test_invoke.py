@@ -74,7 +74,7 @@ def test_an_event_is_queued_again_when_lambda_refuses_it(monkeypatch, failures, 
 
     refusing = RefusingLambda(failures)
     monkeypatch.setattr(aws, "client", lambda service: refusing)
-    monkeypatch.setattr(invoke, "ASYNC_BACKOFF_SECONDS", 0)
+    monkeypatch.setattr(invoke, "BACKOFF_SECONDS", 0)
     if delivered:
         assert invoke.invoke("mailer", {"action": "x"}) is None
     else:
@@ -91,3 +91,20 @@ def test_a_blocking_call_is_never_repeated(monkeypatch):
     with pytest.raises(InvocationError):
         invoke.invoke("data", {"action": "x"}, wait=True)
     assert refusing.calls == 1
+
+
+def test_an_idempotent_blocking_call_is_tried_again(monkeypatch):
+    import io
+
+    from chalicelib import aws, invoke
+
+    class FlakyThenAnswering(RefusingLambda):
+        def invoke(self, **arguments):
+            super().invoke(**arguments)
+            return {"StatusCode": 200, "Payload": io.BytesIO(b'{"response": 7}')}
+
+    flaky = FlakyThenAnswering(2)
+    monkeypatch.setattr(aws, "client", lambda service: flaky)
+    monkeypatch.setattr(invoke, "BACKOFF_SECONDS", 0)
+    assert invoke.invoke("data", {"action": "x"}, wait=True, idempotent=True) == 7
+    assert flaky.calls == 3
