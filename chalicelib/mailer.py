@@ -9,6 +9,7 @@ logs carry pseudonyms.
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from email.message import EmailMessage as MimeMessage
@@ -164,13 +165,25 @@ class Mailer:
             invoke("data", {"action": "recipients", "keys": keys}, wait=True, idempotent=True) or []
         )
         recipients = {(r["subscriber"], r["target"]): r for r in found}
-        claimed = self._claim(day, wanted, recipients)
+        batch = _attempt_id()
+        claimed = self._claim(day, wanted, recipients, batch)
         tally = dict.fromkeys(OUTCOMES, 0)
+        sent = []
         for notification in wanted:
             outcome = self._notify(day, notification, recipients, claimed)
             tally[outcome] += 1
+            if outcome == "sent":
+                sent.append({key: notification[key] for key in ("subscriber", "target", "kind")})
             if outcome == "throttled":
                 break  # SES keeps refusing: leave the rest to the retry
+        if sent:
+            # Final for these: a retry of this batch may not claim them again.
+            invoke(
+                "data",
+                {"action": "mark_sent", "day": day, "notifications": sent},
+                wait=True,
+                idempotent=True,
+            )
         logger.info("notifications processed", day=day, **tally)
         if tally["failed"] or tally["throttled"]:
             unsent = len(wanted) - tally["sent"] - tally["already_sent"]
@@ -182,6 +195,7 @@ class Mailer:
         day: str,
         wanted: list[dict[str, Any]],
         recipients: Mapping[tuple[str, str], Mapping[str, Any]],
+        batch: str,
     ) -> set[tuple[str, str, str]]:
         """Claim in one data call every notification that has a deliverable recipient."""
         # One call per batch, not per email: a retried batch then costs one claim call,
@@ -196,8 +210,14 @@ class Mailer:
             return set()
         answer = invoke(
             "data",
-            {"action": "claim_notifications", "day": day, "notifications": deliverable},
+            {
+                "action": "claim_notifications",
+                "day": day,
+                "notifications": deliverable,
+                "batch": batch,
+            },
             wait=True,
+            idempotent=True,  # a repeated claim by this attempt takes the same emails again
         )
         return {(c["subscriber"], c["target"], c["kind"]) for c in answer or []}
 
@@ -234,6 +254,13 @@ class Mailer:
             return "throttled" if isinstance(error, Throttled) else "failed"
         logger.info("notification sent", subscriber=subscriber, target=target, kind=kind)
         return "sent"
+
+
+def _attempt_id() -> str:
+    """Return an id for this attempt at a batch: its claims, repeated, stay its own."""
+    # Unique per attempt, not per batch: a duplicate delivery of the same event running at
+    # the same time must not take the claims this attempt holds.
+    return secrets.token_hex(16)
 
 
 def _release(claim: Mapping[str, str], attempts: int = 3) -> None:

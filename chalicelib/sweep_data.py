@@ -163,30 +163,60 @@ def _sent_field(kind: Any) -> str:
     return SENT_FIELD[kind]
 
 
-def claim_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
-    """Claim the right to send one notification; true only for the first claim of the day."""
+def claim_notification(
+    day: str, subscriber: str, target: str, kind: str, batch: str | None = None
+) -> bool:
+    """Claim the right to send one notification; true for the day's first claim.
+
+    A claim made by `batch` (the mailer attempt's id) may be taken again by that same
+    attempt until the email is marked sent: a claim call that ran but whose answer was
+    lost is repeated, and still gets its emails.
+    """
+    condition = "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day"
+    values: dict[str, Any] = {}
+    if batch:
+        condition += " OR (#by = :batch AND (attribute_not_exists(#done) OR #done <> :day))"
+        values[":batch"] = str(batch)[:100]
     return _conditional_update(
         subscriber,
         target,
         kind,
         day,
-        "SET #sent = :day",
-        "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day)",
+        "SET #sent = :day, #by = :batch" if batch else "SET #sent = :day REMOVE #by",
+        condition + ")",
+        values if batch else {},
     )
 
 
 def _conditional_update(
-    subscriber: str, target: str, kind: str, day: str, update: str, condition: str
+    subscriber: str,
+    target: str,
+    kind: str,
+    day: str,
+    update: str,
+    condition: str | None,
+    values: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Apply an update to a notification's sent-day field if the condition holds; say if it did."""
+    """Apply an update to a notification's fields if the condition holds; say if it did."""
+    field = _sent_field(kind)
+    arguments: dict[str, Any] = {
+        "Key": {"subscriber": subscriber, "target": target},
+        "UpdateExpression": update,
+        "ExpressionAttributeNames": {
+            name: attribute
+            for name, attribute in (
+                ("#sent", field),
+                ("#by", field.replace("_sent_day", "_claimed_by")),
+                ("#done", field.replace("_sent_day", "_done_day")),
+            )
+            if name in update or (condition and name in condition)
+        },
+        "ExpressionAttributeValues": {":day": require_day(day), **(values or {})},
+    }
+    if condition:
+        arguments["ConditionExpression"] = condition
     try:
-        aws.table(TABLE).update_item(
-            Key={"subscriber": subscriber, "target": target},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#sent": _sent_field(kind)},
-            ExpressionAttributeValues={":day": require_day(day)},
-        )
+        aws.table(TABLE).update_item(**arguments)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             return False
@@ -194,21 +224,34 @@ def _conditional_update(
     return True
 
 
-def claim_notifications(day: str, notifications: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Claim a batch of notifications at once; return those claimed now (one call per batch)."""
+def _entries(notifications: Any) -> list[tuple[str, str, Any]]:
     if not isinstance(notifications, list):
         raise PayloadError("notifications must be a list")
-    claimed = []
-    for entry in notifications:
-        subscriber, target = _require_key(entry)
-        if claim_notification(day, subscriber, target, entry.get("kind")):
-            claimed.append({"subscriber": subscriber, "target": target, "kind": entry["kind"]})
-    return claimed
+    return [(*_require_key(entry), entry.get("kind")) for entry in notifications]
+
+
+def claim_notifications(
+    day: str, notifications: list[dict[str, Any]], batch: str | None = None
+) -> list[dict[str, str]]:
+    """Claim a batch of notifications at once; return those claimed now (one call per batch)."""
+    return [
+        {"subscriber": subscriber, "target": target, "kind": kind}
+        for subscriber, target, kind in _entries(notifications)
+        if claim_notification(day, subscriber, target, kind, batch)
+    ]
+
+
+def mark_sent(day: str, notifications: list[dict[str, Any]]) -> int:
+    """Record that these notifications' emails went out: their claims are final."""
+    entries = _entries(notifications)
+    for subscriber, target, kind in entries:
+        _conditional_update(subscriber, target, kind, day, "SET #done = :day", None)
+    return len(entries)
 
 
 def release_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
     """Undo a claim whose email could not be sent, so that a retry sends it."""
-    return _conditional_update(subscriber, target, kind, day, "REMOVE #sent", "#sent = :day")
+    return _conditional_update(subscriber, target, kind, day, "REMOVE #sent, #by", "#sent = :day")
 
 
 def _scan(key: str, **arguments: Any) -> Iterable[dict[str, Any]]:
@@ -271,6 +314,7 @@ ACTIONS = {
     "record_results": record_results,
     "claim_notification": claim_notification,
     "claim_notifications": claim_notifications,
+    "mark_sent": mark_sent,
     "release_notification": release_notification,
     "report_counts": report_counts,
     "is_suppressed": is_suppressed,

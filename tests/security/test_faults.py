@@ -424,15 +424,6 @@ def test_a_throttled_recipients_read_is_retried_not_dropped(world, monkeypatch):
     assert alerts == world["due"]
 
 
-LOST_ANSWER_BUG = (
-    "sweep_data.claim_notifications writes its claims, then the mailer never hears the answer "
-    "(a client read timeout, a function timeout after the writes): the retried batch finds "
-    "them claimed, counts them already_sent, and those alerts are never sent. A claim should "
-    "carry the invocation's request id (the same on AWS's retries) and be re-acquirable by it"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LOST_ANSWER_BUG)
 def test_a_data_answer_lost_after_its_writes_loses_no_alert(world, monkeypatch):
     """Blocking data calls that ran but whose answer was lost (read timeout): nothing is lost."""
     from botocore.exceptions import ReadTimeoutError
