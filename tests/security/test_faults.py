@@ -237,7 +237,7 @@ def _inject(monkeypatch, fake, faults: Faults) -> None:
         action = json.loads(Payload).get("action")
         # Not the schedules' own events, and not a release: a claim that cannot be released
         # stays held, and that alert is missed for the day (accepted in SECURITY.md).
-        spared = {"sweep", "report", "release_notification"}
+        spared = {"sweep", "report"}
         if action not in spared and faults.strike("invoke_failure"):
             error = {"Code": "ServiceException", "Message": "Lambda was unable to run this."}
             raise ClientError({"Error": error}, "Invoke")
@@ -484,3 +484,55 @@ def test_one_mailer_event_run_by_four_instances_at_once_sends_each_alert_once(wo
     assert max(alerts.values()) == 1
     assert sent == len(world["due"])
     record_figure("concurrent duplicate mailer runs", 3 * len(captured))
+
+
+KILLED_MAILER_BUG = (
+    "mailer/sweep_data claims: a mailer attempt killed half-way through its batch (Lambda "
+    "timeout, e.g. after long SES throttling) leaves claims held by its attempt id and not "
+    "marked sent; AWS's retry runs under a new attempt id, counts them already_sent, and those "
+    "alerts are lost for the day. A claim older than the mailer's timeout could be taken over"
+)
+
+
+class Killed(BaseException):
+    """The Lambda runtime ending a function at its timeout: no except clause of it runs."""
+
+
+@pytest.mark.xfail(strict=True, reason=KILLED_MAILER_BUG)
+def test_a_mailer_killed_half_way_loses_no_alert(world, monkeypatch):
+    """The first attempt of a mailer batch is killed after a few sends: the retry sends the rest."""
+    import chalicelib.mailer
+    import lambdas.mailer
+
+    fake = world["lambdas"]
+    real_deliver = chalicelib.mailer.Mailer.deliver
+    killed_events: set[str] = set()
+    sends = Counter()
+
+    def deliver(self, message):
+        sends["all"] += 1
+        if sends["all"] % 7 == 0 and current_event[0] not in killed_events:
+            killed_events.add(current_event[0])
+            raise Killed()
+        return real_deliver(self, message)
+
+    current_event = [""]
+    real_handler = lambdas.mailer.handler
+
+    def handler(event, context):
+        current_event[0] = json.dumps(event, sort_keys=True)
+        try:
+            return real_handler(event, context)
+        except Killed:
+            raise RuntimeError("Task timed out after 300.00 seconds") from None
+
+    monkeypatch.setattr(chalicelib.mailer.Mailer, "deliver", deliver)
+    monkeypatch.setattr(lambdas.mailer, "handler", handler)
+    invoke("cron", {"action": "sweep", "day": datetime.now(UTC).date().isoformat()})
+    fake.drain()
+    alerts = Counter(
+        {to: n for (to, kind), n in delivered(world["settings"]).items() if kind == "alert"}
+    )
+    assert killed_events, "no mailer attempt was killed"
+    assert max(alerts.values()) == 1
+    assert set(alerts) == world["due"], f"{len(world['due'] - set(alerts))} alerts lost"
