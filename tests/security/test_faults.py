@@ -235,8 +235,7 @@ def _inject(monkeypatch, fake, faults: Faults) -> None:
 
     def invoke_with_faults(FunctionName, InvocationType, Payload):
         action = json.loads(Payload).get("action")
-        # Not the schedules' own events, and not a release: a claim that cannot be released
-        # stays held, and that alert is missed for the day (accepted in SECURITY.md).
+        # Not the schedules' own events: EventBridge retries those itself.
         spared = {"sweep", "report"}
         if action not in spared and faults.strike("invoke_failure"):
             error = {"Code": "ServiceException", "Message": "Lambda was unable to run this."}
