@@ -108,7 +108,7 @@ def _instrument(recorder: Recorder) -> None:
     recorder.wrap(mailer, "to_mime", "mail.mime")
     recorder.wrap(emails, "alert", "mail.render")
 
-    def mailer_call(function: str, payload: Any, wait: bool = False) -> str:
+    def mailer_call(function: str, payload: Any, wait: bool = False, **options: Any) -> str:
         return f"mailer→{function}.{payload.get('action')}"
 
     # The mailer's own view of its blocking calls to data: the round trip, not the handler.
