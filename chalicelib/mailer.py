@@ -30,7 +30,15 @@ logger = get_logger(__name__)
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "TooManyRequestsException", "MaxSendRateExceeded"}
 )
-OUTCOMES = ("sent", "already_sent", "suppressed", "unsubscribed", "failed", "throttled")
+OUTCOMES = (
+    "sent",
+    "already_sent",
+    "suppressed",
+    "unsubscribed",
+    "failed",
+    "throttled",
+    "deferred",
+)
 SEND_ATTEMPTS = 6
 BACKOFF_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
@@ -95,7 +103,11 @@ class Mailer:
         settings: Settings | None = None,
         sleep: Callable[[float], None] = time.sleep,
         pacer: Pacer | None = None,
+        deadline: float | None = None,
     ):
+        # `deadline` (time.monotonic()) is when to stop starting new emails, ahead of the
+        # function's timeout, so what is left is released for the retry, not stranded.
+        self.deadline = deadline
         self.settings = settings or get_settings()
         self.vault = AddressVault(self.settings.require_secret())
         self._sleep = sleep
@@ -169,13 +181,18 @@ class Mailer:
         claimed = self._claim(day, wanted, recipients, batch)
         tally = dict.fromkeys(OUTCOMES, 0)
         sent = []
-        for notification in wanted:
+        for position, notification in enumerate(wanted):
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                tally["deferred"] += self._release_rest(day, wanted[position:], claimed)
+                break
             outcome = self._notify(day, notification, recipients, claimed)
             tally[outcome] += 1
             if outcome == "sent":
                 sent.append({key: notification[key] for key in ("subscriber", "target", "kind")})
             if outcome == "throttled":
-                break  # SES keeps refusing: leave the rest to the retry
+                # SES keeps refusing: leave the rest, claims released, to the retry.
+                tally["deferred"] += self._release_rest(day, wanted[position + 1 :], claimed)
+                break
         if sent:
             # Final for these: a retry of this batch may not claim them again.
             invoke(
@@ -185,10 +202,21 @@ class Mailer:
                 idempotent=True,
             )
         logger.info("notifications processed", day=day, **tally)
-        if tally["failed"] or tally["throttled"]:
-            unsent = len(wanted) - tally["sent"] - tally["already_sent"]
+        if tally["failed"] or tally["throttled"] or tally["deferred"]:
+            unsent = tally["failed"] + tally["throttled"] + tally["deferred"]
             raise DeliveryFailed(f"{unsent} notification(s) left for the retry")
         return tally
+
+    def _release_rest(
+        self, day: str, rest: list[dict[str, Any]], claimed: set[tuple[str, str, str]]
+    ) -> int:
+        """Release this attempt's claims on notifications it will not send; count them."""
+        left = [n for n in rest if (n["subscriber"], n["target"], n["kind"]) in claimed]
+        for notification in left:
+            _release(
+                {key: notification[key] for key in ("subscriber", "target", "kind")} | {"day": day}
+            )
+        return len(left)
 
     def _claim(
         self,

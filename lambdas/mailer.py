@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from typing import Any
 
 from chalicelib import logs
@@ -11,9 +13,14 @@ from chalicelib.mailer import Mailer
 logs.setup()
 
 
+# Stop starting emails this long before the function's timeout (one paced, backed-off send).
+DEADLINE_MARGIN_SECONDS = 30.0
+_deadline: ContextVar[float | None] = ContextVar("mailer_deadline", default=None)
+
+
 def mailer() -> Mailer:
     """Return a mailer for this invocation (cheap: the clients are cached, not the settings)."""
-    return Mailer()
+    return Mailer(deadline=_deadline.get())
 
 
 def send_confirmation(email: str, target: str, tolerance: str, token: str) -> dict:
@@ -45,5 +52,13 @@ ACTIONS = {
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Answer one mailer action."""
-    return dispatch(event, ACTIONS)
+    """Answer one mailer action, stopping new sends ahead of the function's timeout."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    deadline = None
+    if remaining is not None:
+        deadline = time.monotonic() + remaining() / 1000 - DEADLINE_MARGIN_SECONDS
+    token = _deadline.set(deadline)
+    try:
+        return dispatch(event, ACTIONS)
+    finally:
+        _deadline.reset(token)

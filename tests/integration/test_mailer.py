@@ -204,3 +204,29 @@ def test_an_attempt_may_take_its_own_claims_again_until_they_are_sent(stack):
     assert claim("attempt-2") == 0  # a concurrent duplicate of the event gets nothing
     invoke("data", {"action": "mark_sent", "day": DAY1, "notifications": entries}, True)
     assert claim("attempt-1") == 0  # sent: final
+
+
+def test_a_throttled_batch_releases_what_it_did_not_reach(stack, monkeypatch):
+    monkeypatch.setattr(mailer, "BACKOFF_SECONDS", 0.0001)
+    due = due_notifications(stack, ANN, "bob@example.net", "cy@example.com")
+    ses = aws.client("ses")
+    real_send = ses.send_raw_email
+
+    def always_throttled(**arguments):
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "rate"}}, "SendRawEmail")
+
+    monkeypatch.setattr(ses, "send_raw_email", always_throttled)
+    with pytest.raises(mailer.DeliveryFailed):
+        mailer.Mailer().send_notifications(DAY1, due)
+    monkeypatch.setattr(ses, "send_raw_email", real_send)
+    assert mailer.Mailer().send_notifications(DAY1, due)["sent"] == 3  # the retry sends all
+
+
+def test_a_mailer_near_its_deadline_leaves_the_rest_to_the_retry(stack):
+    import time
+
+    due = due_notifications(stack, ANN, "bob@example.net")
+    with pytest.raises(mailer.DeliveryFailed):
+        mailer.Mailer(deadline=time.monotonic() - 1).send_notifications(DAY1, due)
+    assert sent_messages() == []
+    assert mailer.Mailer().send_notifications(DAY1, due)["sent"] == 2
