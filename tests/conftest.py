@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -56,6 +57,19 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     reset_settings()
     aws.reset_clients()
+
+
+@pytest.fixture(autouse=True)
+def still_rate_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold the rate limiter's clock still, so no test straddles a window boundary by luck."""
+    from chalicelib import subscription_data
+
+    frozen = time.time()
+    monkeypatch.setattr(
+        subscription_data,
+        "_limiter",
+        lambda: subscription_data.RateLimiter(aws.table("ratelimits"), lambda: frozen),
+    )
 
 
 @pytest.fixture
