@@ -194,8 +194,7 @@ def fast_boto(monkeypatch) -> None:
 
 @pytest.fixture
 def lambdas(fast_boto, lambdas):
-    """Return the in-process Lambda stand-in; emulated AWS's teardown may reset clients."""
-    aws.client.cache_clear = lambda: None  # the stand-in getter lacks it; the real one is reset
+    """Return the in-process Lambda stand-in, over the shared boto3 session."""
     return lambdas
 
 
