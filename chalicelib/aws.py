@@ -17,9 +17,15 @@ from chalicelib.config import get_settings
 
 # Standard retry mode backs off on throttling (SES, DynamoDB) with jitter.
 _RETRIES = {"mode": "standard", "max_attempts": 5}
+# Connections kept per client. A Lambda container runs one invocation at a time, but the
+# cron reads scan segments in threads, and the local stack runs every function as threads
+# of one process sharing these clients: past the pool's size each call opens a new socket.
+_POOL = 32
 _TIMEOUTS = {
     # A blocking invoke of a sweep-sized data call may take minutes.
-    "lambda": Config(retries=_RETRIES, connect_timeout=5, read_timeout=900),
+    "lambda": Config(
+        retries=_RETRIES, connect_timeout=5, read_timeout=900, max_pool_connections=_POOL
+    ),
 }
 
 
@@ -44,7 +50,10 @@ def client(service: str) -> Any:
 
 @cache
 def _client(service: str) -> Any:
-    config = _TIMEOUTS.get(service, Config(retries=_RETRIES, connect_timeout=5, read_timeout=60))
+    config = _TIMEOUTS.get(
+        service,
+        Config(retries=_RETRIES, connect_timeout=5, read_timeout=60, max_pool_connections=_POOL),
+    )
     return _session().client(service, region_name=get_settings().region, config=config)
 
 
@@ -57,7 +66,9 @@ def table(key: str) -> Any:
 def _table(key: str) -> Any:
     settings = get_settings()
     resource = _session().resource(
-        "dynamodb", region_name=settings.region, config=Config(retries=_RETRIES)
+        "dynamodb",
+        region_name=settings.region,
+        config=Config(retries=_RETRIES, max_pool_connections=_POOL),
     )
     return resource.Table(settings.table_name(key))
 

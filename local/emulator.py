@@ -9,32 +9,24 @@ Log events and sent mail are not saved: the outbox keeps its own .eml files.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import BaseWSGIServer, make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from waitress.server import create_server
 
 from chalicelib import aws
 from chalicelib.config import Settings, resources
+from local import fast_dynamodb
 
 SAVE_PERIOD = 10.0  # seconds: what a kill -9 can lose at most
 STATE_VERSION = 1
-
-
-class QuickRequestHandler(MotoRequestHandler):
-    """moto's request handler with Nagle's algorithm off."""
-
-    # Headers and body go out in two sends; with Nagle the body waits for the client's
-    # delayed ACK, about 40 ms on every emulated AWS call.
-    disable_nagle_algorithm = True
+THREADS = 16  # emulated AWS requests answered at once
+MAX_BODY = 512 * 2**20  # bytes: backups go to S3 in one request
 
 
 class CachingDispatcher(DomainDispatcherApplication):
@@ -56,17 +48,30 @@ class CachingDispatcher(DomainDispatcherApplication):
 class Emulator:
     """moto's server on a loopback port, serving every AWS service but Lambda."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1"):
+    # Served by waitress rather than moto's own werkzeug server: werkzeug closes every
+    # connection after one request (so each AWS call paid for a new socket and a new
+    # thread), and waits 10 ms after each answer for a body nobody sends. waitress keeps
+    # HTTP/1.1 connections alive, turns Nagle's algorithm off, and answers from a fixed
+    # pool of threads.
+    def __init__(self, port: int, host: str = "127.0.0.1", threads: int = THREADS):
+        fast_dynamodb.install()
         # Built here, not in the thread, so a busy port fails at once with OSError.
-        self._server: BaseWSGIServer = make_server(
-            host,
-            port,
+        self._server = create_server(
             CachingDispatcher(create_backend_app),
-            threaded=True,
-            request_handler=QuickRequestHandler,
+            host=host,
+            port=port,
+            threads=threads,
+            connection_limit=1000,
+            channel_timeout=300,
+            max_request_body_size=MAX_BODY,
+            ident="moto",
         )
-        self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self.url = f"http://{host}:{self._server.effective_port}"
+        self._thread = threading.Thread(target=self._serve, name="moto", daemon=True)
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):  # the listening socket was closed by stop()
+            self._server.run()
 
     def start(self) -> None:
         """Serve in a background thread."""
@@ -74,8 +79,8 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
+        self._server.task_dispatcher.shutdown(timeout=1)
 
 
 class StateStore:
