@@ -180,27 +180,16 @@ class Mailer:
         batch = _attempt_id()
         claimed = self._claim(day, wanted, recipients, batch)
         tally = dict.fromkeys(OUTCOMES, 0)
-        sent = []
         for position, notification in enumerate(wanted):
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 tally["deferred"] += self._release_rest(day, wanted[position:], claimed)
                 break
             outcome = self._notify(day, notification, recipients, claimed)
             tally[outcome] += 1
-            if outcome == "sent":
-                sent.append({key: notification[key] for key in ("subscriber", "target", "kind")})
             if outcome == "throttled":
                 # SES keeps refusing: leave the rest, claims released, to the retry.
                 tally["deferred"] += self._release_rest(day, wanted[position + 1 :], claimed)
                 break
-        if sent:
-            # Final for these: a retry of this batch may not claim them again.
-            invoke(
-                "data",
-                {"action": "mark_sent", "day": day, "notifications": sent},
-                wait=True,
-                idempotent=True,
-            )
         logger.info("notifications processed", day=day, **tally)
         if tally["failed"] or tally["throttled"] or tally["deferred"]:
             unsent = tally["failed"] + tally["throttled"] + tally["deferred"]

@@ -168,14 +168,14 @@ def claim_notification(
 ) -> bool:
     """Claim the right to send one notification; true for the day's first claim.
 
-    A claim made by `batch` (the mailer attempt's id) may be taken again by that same
-    attempt until the email is marked sent: a claim call that ran but whose answer was
-    lost is repeated, and still gets its emails.
+    A claim made by `batch` (the mailer attempt's id, new for every attempt) may be taken
+    again by that same attempt: a claim call that ran but whose answer was lost is
+    repeated, and still gets its emails. Every other attempt is refused.
     """
     condition = "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day"
     values: dict[str, Any] = {}
     if batch:
-        condition += " OR (#by = :batch AND (attribute_not_exists(#done) OR #done <> :day))"
+        condition += " OR #by = :batch"
         values[":batch"] = str(batch)[:100]
     return _conditional_update(
         subscriber,
@@ -207,7 +207,6 @@ def _conditional_update(
             for name, attribute in (
                 ("#sent", field),
                 ("#by", field.replace("_sent_day", "_claimed_by")),
-                ("#done", field.replace("_sent_day", "_done_day")),
             )
             if name in update or (condition and name in condition)
         },
@@ -239,14 +238,6 @@ def claim_notifications(
         for subscriber, target, kind in _entries(notifications)
         if claim_notification(day, subscriber, target, kind, batch)
     ]
-
-
-def mark_sent(day: str, notifications: list[dict[str, Any]]) -> int:
-    """Record that these notifications' emails went out: their claims are final."""
-    entries = _entries(notifications)
-    for subscriber, target, kind in entries:
-        _conditional_update(subscriber, target, kind, day, "SET #done = :day", None)
-    return len(entries)
 
 
 def release_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
@@ -314,7 +305,6 @@ ACTIONS = {
     "record_results": record_results,
     "claim_notification": claim_notification,
     "claim_notifications": claim_notifications,
-    "mark_sent": mark_sent,
     "release_notification": release_notification,
     "report_counts": report_counts,
     "is_suppressed": is_suppressed,
