@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,25 +37,31 @@ async def gather_evidence(
     allow_private: bool | None = None,
     ip: str | None = None,
     resolver: ssrf.Resolver | None = None,
+    on_evidence: Callable[[int, Evidence], None] | None = None,
 ) -> list[Evidence]:
     """Probe every target concurrently (at most `concurrency` at once); one Evidence per target.
 
     Never raises for a network failure. A target the SSRF guard refuses (unless allow_private)
     yields Evidence with error "connect_error" and `refused=True`. Each probe's timeout starts
     when it gets a slot, so a slow target delays no other beyond its own timeout.
+    `on_evidence(index, evidence)` is called as each probe ends, so the caller can judge a
+    target while the others are still in flight.
     Defaults come from the settings (check_timeout, probe_concurrency, allow_private_targets).
     """
     timeout = _settings_default(timeout, "check_timeout")
     allow_private = _settings_default(allow_private, "allow_private_targets")
     slots = asyncio.Semaphore(max(1, _settings_default(concurrency, "probe_concurrency")))
 
-    async def one(target: Target) -> Evidence:
+    async def one(index: int, target: Target) -> Evidence:
         async with slots:
-            return await probe(
+            found = await probe(
                 target, ip=ip, timeout=timeout, allow_private=allow_private, resolver=resolver
             )
+        if on_evidence is not None:
+            on_evidence(index, found)
+        return found
 
-    return list(await asyncio.gather(*(one(target) for target in targets)))
+    return list(await asyncio.gather(*(one(n, target) for n, target in enumerate(targets))))
 
 
 def _request(item: CheckRequest | Target) -> CheckRequest:

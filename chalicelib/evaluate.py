@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -364,22 +365,6 @@ def _expiry_sentence(shown: str, leaf: x509.Certificate, now: datetime) -> str:
     return f"SSL certificate for {shown} will expire in {_plural(days)}"
 
 
-def _chain_problems(
-    checked: tuple[x509.Certificate, ...], now: datetime, tolerance: int | None
-) -> list[Problem]:
-    problems = []
-    for certificate in checked:
-        name, not_after = _name(certificate.subject), certificate.not_valid_after_utc
-        days = days_between(now, not_after)
-        if now > not_after:
-            message = f"intermediate certificate '{name}' expired on {_day(not_after)}"
-            problems.append(Problem("expired", message))
-        elif tolerance is not None and days < tolerance:
-            message = f"intermediate certificate '{name}' expires in {_plural(days)}"
-            problems.append(Problem("chain_expiring", f"{message} ({_day(not_after)})"))
-    return problems
-
-
 def evaluate(
     evidence: Evidence,
     now: datetime | None = None,
@@ -387,89 +372,159 @@ def evaluate(
     trust: TrustStore | None = None,
 ) -> CheckResult:
     """Judge what a probe saw at `now` (default: when seen) against `trust` (default: system)."""
+    return evaluate_tolerances(evidence, (days_tolerance,), now, trust)[0]
+
+
+def evaluate_tolerances(
+    evidence: Evidence,
+    tolerances: Sequence[int | str],
+    now: datetime | None = None,
+    trust: TrustStore | None = None,
+) -> list[CheckResult]:
+    """Judge one probe once, then give its result for each tolerance, in order.
+
+    The certificates are read and the trust path is built once, whatever the number of
+    tolerances: subscribers of one target differ only in how early they want to hear.
+    """
     now = now or evidence.checked_at
     trust = trust if trust is not None else default_trust()
     if evidence.error or not evidence.chain:
-        tolerance = _tolerance(days_tolerance, None)
-        code = evidence.error or "tls_error"
-        return _error_result(evidence, tolerance, code, evidence.message or "no certificate")
+        code, message = evidence.error or "tls_error", evidence.message or "no certificate"
+        return [
+            _error_result(evidence, _tolerance(days, None), code, message) for days in tolerances
+        ]
     try:
         served = tuple(x509.load_der_x509_certificate(der) for der in evidence.chain)
     except ValueError:
-        tolerance = _tolerance(days_tolerance, None)
         message = "the server sent a certificate that cannot be read"
-        return _error_result(evidence, tolerance, "tls_error", message)
-    leaf = served[0]
-    tolerance = _tolerance(days_tolerance, leaf)
-    target = evidence.target
-    not_after, not_before = leaf.not_valid_after_utc, leaf.not_valid_before_utc
-    days_left = days_between(now, not_after)
-    path = build_path(served, trust)
+        return [
+            _error_result(evidence, _tolerance(days, None), "tls_error", message)
+            for days in tolerances
+        ]
+    judged = _judge(evidence, served, now, trust)
+    return [judged.result(_tolerance(days, served[0])) for days in tolerances]
 
-    problems: list[Problem] = []
-    if now > not_after:
-        problems.append(Problem("expired", f"the certificate expired on {iso(not_after)}"))
-    elif now < not_before:
-        problems.append(
-            Problem("not_yet_valid", f"the certificate is valid from {iso(not_before)}")
+
+@dataclass(frozen=True)
+class _Judged:
+    """Everything about a served chain that does not depend on the tolerance."""
+
+    evidence: Evidence
+    now: datetime
+    leaf: x509.Certificate
+    days_left: int
+    # (name, notAfter, days left) of each certificate whose expiry counts beyond the leaf
+    others: tuple[tuple[str, datetime, int], ...]
+    later: tuple[Problem, ...]  # hostname, trust, self-signed and weakness problems
+    valid_hosts: tuple[str, ...]
+    chain: tuple[ChainEntry, ...]
+    earliest: Expiry
+    response: str
+
+    def result(self, tolerance: _Tolerance) -> CheckResult:
+        """Return the check result for one tolerance."""
+        leaf, now, days_left = self.leaf, self.now, self.days_left
+        not_after, not_before = leaf.not_valid_after_utc, leaf.not_valid_before_utc
+        problems: list[Problem] = []
+        if now > not_after:
+            problems.append(Problem("expired", f"the certificate expired on {iso(not_after)}"))
+        elif now < not_before:
+            problems.append(
+                Problem("not_yet_valid", f"the certificate is valid from {iso(not_before)}")
+            )
+        elif tolerance.days is not None and days_left < tolerance.days:
+            message = f"the certificate expires in {_plural(days_left)} ({_day(not_after)})"
+            problems.append(Problem("expiring", message))
+        for name, other_not_after, days in self.others:
+            if now > other_not_after:
+                message = f"intermediate certificate '{name}' expired on {_day(other_not_after)}"
+                problems.append(Problem("expired", message))
+            elif tolerance.days is not None and days < tolerance.days:
+                message = f"intermediate certificate '{name}' expires in {_plural(days)}"
+                problems.append(Problem("chain_expiring", f"{message} ({_day(other_not_after)})"))
+        problems += self.later
+        target = self.evidence.target
+        return CheckResult(
+            host=target.host,
+            host_ascii=target.host_ascii,
+            port=target.port,
+            days_tolerance=tolerance.days,
+            tolerance_mode=tolerance.mode,
+            status=status_of([problem.code for problem in problems]),
+            problems=tuple(problems),
+            days_left=days_left,
+            not_after=not_after,
+            not_before=not_before,
+            issued_by=_issuer_label(leaf),
+            subject=_name(leaf.subject),
+            valid_hosts=self.valid_hosts,
+            chain=self.chain,
+            earliest_expiry=self.earliest,
+            response=self.response,
+            checked_at=self.evidence.checked_at,
+            address=self.evidence.address,
         )
-    elif tolerance.days is not None and days_left < tolerance.days:
-        message = f"the certificate expires in {_plural(days_left)} ({_day(not_after)})"
-        problems.append(Problem("expiring", message))
+
+
+def _judge(
+    evidence: Evidence, served: tuple[x509.Certificate, ...], now: datetime, trust: TrustStore
+) -> _Judged:
+    leaf = served[0]
+    target = evidence.target
+    path = build_path(served, trust)
     # Only the verified path can break the site; without one, every served certificate counts.
     checked = path.intermediates if path.verified else served[1:]
-    problems += _chain_problems(checked, now, tolerance.days)
+    later: list[Problem] = []
     hosts = valid_hosts(leaf)
     if not matches_host(leaf, target.host_ascii, target.is_ip):
         covered = ", ".join(hosts[:5]) + (", …" if len(hosts) > 5 else "")
         detail = f"it covers {covered}" if hosts else "it names no host in subjectAltName"
-        problems.append(
+        later.append(
             Problem(
                 "hostname_mismatch", f"the certificate is not valid for {target.host} ({detail})"
             )
         )
     if not path.verified:
-        problems.append(Problem("untrusted", path.reason or "no path to a trusted root"))
+        later.append(Problem("untrusted", path.reason or "no path to a trusted root"))
     if is_self_signed(leaf):
-        problems.append(
+        later.append(
             Problem("self_signed", "the certificate signs itself instead of being issued by a CA")
         )
     weak_signature = _signature_weakness(leaf)
     if weak_signature:
-        problems.append(Problem("weak_signature", weak_signature))
+        later.append(Problem("weak_signature", weak_signature))
     weak_key = _key_weakness(leaf)
     if weak_key:
-        problems.append(Problem("weak_key", weak_key))
-
-    status = status_of([problem.code for problem in problems])
+        later.append(Problem("weak_key", weak_key))
     response = _expiry_sentence(_shown(evidence), leaf, now)
-    serious = [p.message for p in problems if p.code in INVALID_CODES and p.code != "expired"]
+    serious = [p.message for p in later if p.code in INVALID_CODES]
+    if leaf.not_valid_before_utc > now <= leaf.not_valid_after_utc:
+        serious.insert(0, f"the certificate is valid from {iso(leaf.not_valid_before_utc)}")
     if serious:
         response += ", but " + "; ".join(serious)
     earliest = min(served, key=lambda certificate: certificate.not_valid_after_utc)
-    return CheckResult(
-        host=target.host,
-        host_ascii=target.host_ascii,
-        port=target.port,
-        days_tolerance=tolerance.days,
-        tolerance_mode=tolerance.mode,
-        status=status,
-        problems=tuple(problems),
-        days_left=days_left,
-        not_after=not_after,
-        not_before=not_before,
-        issued_by=_issuer_label(leaf),
-        subject=_name(leaf.subject),
+    return _Judged(
+        evidence=evidence,
+        now=now,
+        leaf=leaf,
+        days_left=days_between(now, leaf.not_valid_after_utc),
+        others=tuple(
+            (
+                _name(certificate.subject),
+                certificate.not_valid_after_utc,
+                days_between(now, certificate.not_valid_after_utc),
+            )
+            for certificate in checked
+        ),
+        later=tuple(later),
         valid_hosts=hosts,
         chain=tuple(
             ChainEntry(_name(c.subject), _name(c.issuer), c.not_valid_after_utc) for c in served
         ),
-        earliest_expiry=Expiry(
+        earliest=Expiry(
             subject=_name(earliest.subject),
             not_after=earliest.not_valid_after_utc,
             days_left=days_between(now, earliest.not_valid_after_utc),
         ),
         response=response,
-        checked_at=evidence.checked_at,
-        address=evidence.address,
     )

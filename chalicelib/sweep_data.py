@@ -63,13 +63,8 @@ def _load_states(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Check
     return states
 
 
-def record_results(day: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Record today's result of each subscription; return the notifications due.
-
-    Idempotent per day: a second call for the same day writes nothing and returns
-    the same notifications (the mailer's claims then stop a second email).
-    """
-    require_day(day)
+def _by_subscription(results: Any) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
+    """Read results given one per subscription: [{"subscriber", "target", "result"}]."""
     if not isinstance(results, list):
         raise PayloadError("results must be a list")
     entries = []
@@ -78,6 +73,49 @@ def record_results(day: str, results: list[dict[str, Any]]) -> list[dict[str, An
         if not isinstance(entry.get("result"), Mapping):
             raise PayloadError("each entry needs a result (the check result object)")
         entries.append((key, entry["result"]))
+    return entries
+
+
+def _by_target(targets: Any) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
+    """Read results given once per target and tolerance, as the checker sends them:
+    [{"target", "results": {tolerance: result}, "subscriptions": [{"subscriber", "tolerance"}]}].
+    """
+    if not isinstance(targets, list):
+        raise PayloadError("targets must be a list")
+    entries = []
+    for group in targets:
+        target = group.get("target") if isinstance(group, Mapping) else None
+        results = group.get("results") if isinstance(group, Mapping) else None
+        subscriptions = group.get("subscriptions") if isinstance(group, Mapping) else None
+        if not isinstance(target, str) or not isinstance(results, Mapping):
+            raise PayloadError("each target needs a target and its results by tolerance")
+        if not isinstance(subscriptions, list):
+            raise PayloadError("each target needs a list of subscriptions")
+        for subscription in subscriptions:
+            if not isinstance(subscription, Mapping):
+                raise PayloadError("each subscription must be an object")
+            subscriber, _ = _require_key({**subscription, "target": target})
+            result = results.get(str(subscription.get("tolerance")))
+            if not isinstance(result, Mapping):
+                raise PayloadError("each subscription's tolerance needs a result")
+            entries.append(((subscriber, target), result))
+    return entries
+
+
+def record_results(
+    day: str, results: list[dict[str, Any]] | None = None, targets: Any = None
+) -> list[dict[str, Any]]:
+    """Record today's result of each subscription; return the notifications due.
+
+    Results come either once per target and tolerance (`targets`, as the checker sends
+    them) or once per subscription (`results`). Idempotent per day: a second call for the
+    same day writes nothing and returns the same notifications (the mailer's claims then
+    stop a second email).
+    """
+    require_day(day)
+    if (results is None) == (targets is None):
+        raise PayloadError("give either results or targets")
+    entries = _by_target(targets) if targets is not None else _by_subscription(results)
     previous = _load_states(key for key, _ in entries)
     notifications: list[dict[str, Any]] = []
     changed: dict[tuple[str, str], CheckState] = {}

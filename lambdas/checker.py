@@ -11,7 +11,7 @@ from chalicelib import logs
 from chalicelib.check import gather_evidence
 from chalicelib.config import get_settings
 from chalicelib.errors import BadInput, InvocationError, PayloadError
-from chalicelib.evaluate import evaluate
+from chalicelib.evaluate import evaluate_tolerances
 from chalicelib.invoke import dispatch, invoke
 from chalicelib.sweep import SweepStepFailed, pack, require_day
 from chalicelib.targets import parse_target
@@ -44,27 +44,24 @@ def _tolerance(value: Any) -> int | str:
     return "auto" if text == "auto" else int(text)
 
 
-def evaluate_batch(
-    groups: list[dict[str, Any]], evidence: list[Any], trust: Any
-) -> list[dict[str, Any]]:
-    """Evaluate each target's evidence once per distinct tolerance; one result per subscription."""
-    now = datetime.now(UTC)
-    results = []
-    for group, found in zip(groups, evidence, strict=True):
-        by_tolerance: dict[str, dict[str, Any]] = {}
-        for subscription in group["subscriptions"]:
-            tolerance = str(subscription.get("tolerance", "30"))
-            if tolerance not in by_tolerance:
-                result = evaluate(found, now, _tolerance(tolerance), trust)
-                by_tolerance[tolerance] = result.to_dict()
-            results.append(
-                {
-                    "subscriber": subscription["subscriber"],
-                    "target": group["target"],
-                    "result": by_tolerance[tolerance],
-                }
-            )
-    return results
+def evaluate_group(
+    group: Mapping[str, Any], evidence: Any, now: datetime, trust: Any
+) -> dict[str, Any]:
+    """Judge one target's evidence once; its result for each distinct tolerance of its watchers.
+
+    Returns what record_results takes: {"target", "results": {tolerance: result},
+    "subscriptions"}. A result is sent once per tolerance, not once per subscriber.
+    """
+    tolerances = sorted({str(s.get("tolerance", "30")) for s in group["subscriptions"]})
+    judged = evaluate_tolerances(evidence, [_tolerance(t) for t in tolerances], now, trust)
+    return {
+        "target": group["target"],
+        "results": {t: result.to_dict() for t, result in zip(tolerances, judged, strict=True)},
+        "subscriptions": [
+            {"subscriber": s["subscriber"], "tolerance": str(s.get("tolerance", "30"))}
+            for s in group["subscriptions"]
+        ],
+    }
 
 
 def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -79,34 +76,52 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
             groups.append(group)
         except BadInput:
             logger.warning("stored target not parseable", target=group["target"][:100])
-    evidence = asyncio.run(
+    now = datetime.now(UTC)
+    trust = default_trust(settings.ca_bundle)
+    checked: list[dict[str, Any] | None] = [None] * len(groups)
+
+    def judge(index: int, evidence: Any) -> None:
+        # Judged as each probe ends, while the other handshakes are still waiting on the network.
+        checked[index] = evaluate_group(groups[index], evidence, now, trust)
+
+    asyncio.run(
         gather_evidence(
             parsed,
             timeout=settings.check_timeout,
             concurrency=settings.probe_concurrency,
             allow_private=settings.allow_private_targets,
+            on_evidence=judge,
         )
     )
-    results = evaluate_batch(groups, evidence, default_trust(settings.ca_bundle))
+    results = [entry for entry in checked if entry is not None]
+    notifications = mailer_invocations = 0
     try:
-        notifications: list[dict[str, Any]] = []
         for chunk in pack(results, max_count=10_000, max_bytes=RECORD_CHUNK_BYTES):
-            record = {"action": "record_results", "day": day, "results": chunk}
-            notifications += invoke("data", record, wait=True, idempotent=True)
-        batches = pack(notifications, MAILER_BATCH)
-        for batch in batches:
-            invoke("mailer", {"action": "send_notifications", "day": day, "notifications": batch})
+            record = {"action": "record_results", "day": day, "targets": chunk}
+            due = invoke("data", record, wait=True, idempotent=True)
+            # Mail what this chunk made due at once, while the next chunk is recorded.
+            for batch in pack(due, MAILER_BATCH):
+                invoke(
+                    "mailer", {"action": "send_notifications", "day": day, "notifications": batch}
+                )
+                mailer_invocations += 1
+            notifications += len(due)
     except InvocationError as error:
         raise SweepStepFailed(
             f"check of {len(groups)} target(s) failed: {error.message}"
         ) from error
+    subscriptions = sum(len(entry["subscriptions"]) for entry in results)
     summary = {
         "day": day,
         "targets": len(groups),
-        "subscriptions": len(results),
-        "errors": sum(1 for entry in results if entry["result"].get("status") == "error"),
-        "notifications": len(notifications),
-        "mailer_invocations": len(batches),
+        "subscriptions": subscriptions,
+        "errors": sum(
+            len(entry["subscriptions"])
+            for entry in results
+            if any(result.get("status") == "error" for result in entry["results"].values())
+        ),
+        "notifications": notifications,
+        "mailer_invocations": mailer_invocations,
     }
     logger.info("batch checked", **summary)
     return summary

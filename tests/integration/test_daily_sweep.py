@@ -164,11 +164,11 @@ def test_a_checker_that_fails_midway_is_retried_by_aws(stack, monkeypatch):
     real_record = lambdas.data.ACTIONS["record_results"]
     calls = []
 
-    def flaky_record(day, results):
+    def flaky_record(day, results=None, targets=None):
         calls.append(day)
         if len(calls) == 1:
             raise RuntimeError("DynamoDB had a bad moment")
-        return real_record(day, results)
+        return real_record(day, results, targets)
 
     monkeypatch.setitem(lambdas.data.ACTIONS, "record_results", flaky_record)
     stack.sweep(DAY1)
@@ -231,3 +231,56 @@ def test_a_quiet_day_writes_no_state_yet_the_day_is_counted(stack):
 
 def invoke_data(action, **fields):
     return invoke("data", {"action": action, **fields}, wait=True)
+
+
+def test_the_checker_sends_each_result_once_per_tolerance(stack):
+    server = stack.serve(days_left=5)
+    for address, tolerance in ((ANN, "30"), (BOB, "30"), ("cy@example.com", "auto")):
+        stack.subscribe(address, server.address, tolerance=tolerance)
+    stack.sweep(DAY1)
+    (record,) = [
+        c.payload for c in stack.lambdas.calls if c.payload.get("action") == "record_results"
+    ]
+    (group,) = record["targets"]
+    assert sorted(group["results"]) == ["30", "auto"]
+    assert group["results"]["30"]["status"] == "expiring"
+    assert sorted(s["tolerance"] for s in group["subscriptions"]) == ["30", "30", "auto"]
+    # The test certificate lives 6 days: "auto" wants to hear 2 days ahead, so cy waits.
+    assert (group["results"]["auto"]["daysTolerance"], group["results"]["auto"]["alert"]) == (
+        2,
+        False,
+    )
+    assert sorted(message["To"] for message in sent_messages()) == [ANN, BOB]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"results": [], "targets": []},
+        {"targets": "x"},
+        {
+            "targets": [
+                {
+                    "target": "a:443",
+                    "results": {},
+                    "subscriptions": [{"subscriber": "s", "tolerance": "30"}],
+                }
+            ]
+        },
+        {"targets": [{"target": "a:443", "results": {"30": {}}, "subscriptions": ["s"]}]},
+        {
+            "targets": [
+                {"target": "a:443", "results": {"30": {}}, "subscriptions": [{"tolerance": "30"}]}
+            ]
+        },
+        {"targets": [{"results": {"30": {}}, "subscriptions": []}]},
+        {"targets": [{"target": "a:443", "results": [], "subscriptions": []}]},
+    ],
+)
+def test_record_results_refuses_malformed_batches_and_writes_nothing(stack, fields):
+    from lambdas.data import handler
+
+    answer = handler({"action": "record_results", "day": DAY1, **fields}, None)
+    assert answer["errorType"] == "PayloadError"
+    assert aws.table("checkstate").scan()["Items"] == []

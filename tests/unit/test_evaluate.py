@@ -10,6 +10,7 @@ from chalicelib.evaluate import (
     CheckResult,
     auto_tolerance,
     evaluate,
+    evaluate_tolerances,
     matches_host,
     status_of,
 )
@@ -293,6 +294,37 @@ def test_response_sentences(pki, trust):
     assert response("wrong.test", not_after=NOW + 72 * DAY).startswith(
         "SSL certificate for wrong.test will expire in 72 days, but the certificate is not valid"
     )
+    assert response("example.test", not_before=NOW + DAY, not_after=NOW + 90 * DAY) == (
+        "SSL certificate for example.test is not valid until 2027-01-02T12:00:00Z, "
+        "but the certificate is valid from 2027-01-02T12:00:00Z"
+    )
+
+
+def test_one_judgement_gives_each_tolerance_its_own_result(pki, trust):
+    # The leaf has 20 days left and the intermediate 10: each tolerance sees its own problems.
+    short = make_ca("Short Intermediate", issuer=pki.root, now=NOW, not_after=NOW + 10 * DAY)
+    leaf = make_leaf(
+        short, now=NOW, not_before=NOW - 40 * DAY, not_after=NOW + 20 * DAY, dns=["other.test"]
+    )
+    evidence = seen("example.test", leaf, short)
+    results = evaluate_tolerances(evidence, [30, 14, 7, "auto"], NOW, trust)
+    assert [r.codes for r in results] == [
+        ("expiring", "chain_expiring", "hostname_mismatch"),
+        ("chain_expiring", "hostname_mismatch"),
+        ("hostname_mismatch",),
+        ("chain_expiring", "hostname_mismatch"),  # auto: a third of 60 days is 20
+    ]
+    assert [(r.days_tolerance, r.tolerance_mode) for r in results] == [
+        (30, "days"), (14, "days"), (7, "days"), (20, "auto"),
+    ]  # fmt: skip
+    assert [r.to_dict() for r in results] == [
+        judge(evidence, trust, tolerance).to_dict() for tolerance in (30, 14, 7, "auto")
+    ]
+    failed = Evidence(parse_target("example.test"), NOW, error="timeout", message="timed out")
+    assert [r.codes for r in evaluate_tolerances(failed, [30, "auto"], NOW, trust)] == [
+        ("timeout",),
+        ("timeout",),
+    ]
 
 
 @pytest.mark.parametrize(
