@@ -12,7 +12,11 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from email.message import EmailMessage as MimeMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
@@ -78,21 +82,37 @@ class Pacer:
         self._next = now + self._interval
 
 
+# Bodies and non-ASCII headers in quoted-printable: readable, and 7-bit safe for any relay.
+_UTF8 = Charset("utf-8")
+_UTF8.header_encoding = _UTF8.body_encoding = QP
+# No folding of plain headers: a List-Unsubscribe URL must stay one unbroken <…>.
+_WIRE = compat32.clone(max_line_length=998, linesep="\r\n")
+
+
+def _set(mime: MIMEMultipart, name: str, value: str) -> None:
+    # Non-ASCII text as encoded words of at most 75 characters each (RFC 2047), folded.
+    if not value.isascii():
+        value = Header(value, _UTF8, header_name=name).encode(maxlinelen=75)
+    mime[name] = value
+
+
 def to_mime(message: emails.EmailMessage, sender: str) -> bytes:
     """Return the raw MIME bytes of a rendered email (text with an HTML alternative)."""
-    mime = MimeMessage()
-    mime["From"] = sender
-    mime["To"] = message.to
-    mime["Subject"] = message.subject
+    # email.mime's classic builder: a third of the CPU of EmailMessage.set_content, which
+    # counted on a morning of hundreds of alerts.
+    mime = MIMEMultipart("alternative")
+    _set(mime, "From", sender)
+    _set(mime, "To", message.to)
+    _set(mime, "Subject", message.subject)
     mime["Date"] = formatdate(usegmt=True)
     mime["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
     if message.reply_to:
-        mime["Reply-To"] = message.reply_to
+        _set(mime, "Reply-To", message.reply_to)
     for name, value in message.headers:
-        mime[name] = value
-    mime.set_content(message.text)
-    mime.add_alternative(message.html, subtype="html")
-    return mime.as_bytes()
+        _set(mime, name, value)
+    mime.attach(MIMEText(message.text, "plain", _UTF8))
+    mime.attach(MIMEText(message.html, "html", _UTF8))
+    return mime.as_bytes(policy=_WIRE)
 
 
 class Mailer:
