@@ -86,7 +86,7 @@ class Pacer:
 _UTF8 = Charset("utf-8")
 _UTF8.header_encoding = _UTF8.body_encoding = QP
 # No folding of plain headers: a List-Unsubscribe URL must stay one unbroken <…>.
-_WIRE = compat32.clone(max_line_length=998, linesep="\r\n")
+_WIRE = compat32.clone(max_line_length=998)
 
 
 def _set(mime: MIMEMultipart, name: str, value: str) -> None:

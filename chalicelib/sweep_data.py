@@ -119,10 +119,14 @@ def record_results(
     previous = _load_states(key for key, _ in entries)
     notifications: list[dict[str, Any]] = []
     changed: dict[tuple[str, str], CheckState] = {}
+    calm: list[tuple[str, str]] = []
     for (subscriber, target), result in entries:
         before = previous.get((subscriber, target))
         decision = decide(before, subscriber, target, day, result)
-        if decision.changed and not _quiet(before, decision):
+        if decision.changed and _calm(decision):
+            if before is not None:
+                calm.append((subscriber, target))  # nothing left to remember: forget it
+        elif decision.changed and not _quiet(before, decision):
             changed[(subscriber, target)] = decision.state
         if decision.kind:
             notifications.append(
@@ -136,15 +140,29 @@ def record_results(
     with aws.table(TABLE).batch_writer(overwrite_by_pkeys=["subscriber", "target"]) as writer:
         for state in changed.values():
             writer.put_item(Item=state.to_item())
+        for subscriber, target in calm:
+            writer.delete_item(Key={"subscriber": subscriber, "target": target})
         writer.put_item(Item=_tally(day, entries))
     logger.info(
         "results recorded",
         day=day,
         results=len(entries),
         written=len(changed),
+        forgotten=len(calm),
         notifications=len(notifications),
     )
     return notifications
+
+
+def _calm(decision: Any) -> bool:
+    """Tell whether a subscription is fine and owes nothing: then it needs no state at all."""
+    # Most subscriptions are calm most days. Keeping no item for them makes the daily read
+    # of 10,000 states a read of the few hundred that matter (alerting, failing, notified
+    # today); a missing state decides exactly as a calm one (alerting.decide).
+    new = decision.state
+    return (
+        decision.kind is None and new.status == "ok" and not new.alerting and new.error_streak == 0
+    )
 
 
 def _quiet(before: CheckState | None, decision: Any) -> bool:

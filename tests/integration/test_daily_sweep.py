@@ -16,7 +16,7 @@ stack, sweep_pki, sweep_ca_bundle = (
     sweep_stack.sweep_ca_bundle,
 )
 
-ANN, BOB = "ann@example.org", "bob@example.net"
+ANN, BOB, CY = "ann@example.org", "bob@example.net", "cy@example.com"
 
 
 def test_alert_for_an_expiring_certificate_and_none_for_a_good_one(stack):
@@ -206,27 +206,49 @@ def test_the_checker_refuses_malformed_batches(payload):
     assert handler(payload, None)["errorType"] == "PayloadError"
 
 
-def test_a_quiet_day_writes_no_state_yet_the_day_is_counted(stack):
-    good, expiring = stack.serve(days_left=80), stack.serve(days_left=5)
-    stack.subscribe(ANN, good.address)
-    stack.subscribe(BOB, expiring.address)
-    stack.sweep(DAY1)
-    stack.sweep(DAY2)
-    states = {
-        item["target"]: item
+def states_by_port():
+    return {
+        item["target"].rpartition(":")[2]: item
         for item in aws.table("checkstate").scan()["Items"]
         if item["subscriber"] != "#tally"
     }
-    # The good certificate's state was written once; the alerting one is written each day.
-    assert {key.rpartition(":")[2]: s["checked_day"] for key, s in states.items()} == {
-        str(good.port): DAY1,
-        str(expiring.port): DAY2,
+
+
+def test_a_calm_subscription_keeps_no_state_yet_the_day_is_counted(stack):
+    good, expiring = stack.serve(days_left=80), stack.serve(days_left=5)
+    flaky = stack.serve(days_left=80)
+    stack.subscribe(ANN, good.address)
+    stack.subscribe(BOB, expiring.address)
+    stack.subscribe(CY, flaky.address)
+    stack.sweep(DAY1)
+    # Only what must be remembered is stored: the alert (for its claim and tomorrow's "fixed").
+    assert {port: s["checked_day"] for port, s in states_by_port().items()} == {
+        str(expiring.port): DAY1,
     }
+    flaky.close()
+    stack.sweep(DAY2)
+    assert sorted(states_by_port()) == sorted([str(expiring.port), str(flaky.port)])
+    assert states_by_port()[str(flaky.port)]["error_streak"] == 1  # one failure: no alert yet
     since = f"{DAY1}T00:00:00Z"
     counts = invoke_data("report_counts", day=DAY2, since=since)
-    assert (counts["checked"], counts["targets"], counts["alerts"]) == (2, 2, 1)
+    assert (counts["checked"], counts["targets"], counts["alerts"]) == (3, 3, 1)
     stack.sweep(DAY2)  # a repeated sweep overwrites its own tally instead of adding to it
-    assert invoke_data("report_counts", day=DAY2, since=since)["checked"] == 2
+    assert invoke_data("report_counts", day=DAY2, since=since)["checked"] == 3
+    assert stack.mail_to(CY) == []
+
+
+def test_a_state_is_forgotten_once_its_subscription_is_calm_again(stack):
+    server = stack.serve(days_left=5)
+    stack.subscribe(ANN, server.address)
+    stack.sweep(DAY1)
+    stack.renew(server, days_left=80)
+    stack.sweep(DAY2)  # fixed: the state stays for the day, for the "fixed" email's claim
+    assert states_by_port()[str(server.port)]["fixed_sent_day"] == DAY2
+    stack.sweep(DAY3)
+    assert states_by_port() == {}
+    alert, fixed = stack.mail_to(ANN)
+    assert alert["Subject"].startswith("SSL alert")
+    assert fixed["Subject"] == f"SSL certificate for {server.address} is fine again"
 
 
 def invoke_data(action, **fields):
