@@ -7,6 +7,10 @@ stack's one CPU. For the item operations the answer moto builds is already Dynam
 JSON (`{"S": "…"}` values), so `json.dumps` of it gives the same body; only binary values
 need base64, and `None`s are left out as the serializer leaves them out. Anything else
 (errors, table operations, timestamps) still goes through moto's serializer.
+
+Every scan (each segment of it) also sorts the whole table, comparing moto's typed key
+values pair by pair, each comparison converting both values again; sorting by the values
+converted once per item gives the same order.
 `tests/local/test_fast_dynamodb.py` holds the two answers equal for every operation here.
 """
 
@@ -18,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoResult
 
 OPERATIONS = frozenset(
@@ -37,6 +42,7 @@ OPERATIONS = frozenset(
 CONTENT_TYPE = "application/x-amz-json-1.0"
 
 _original: Callable[..., Any] | None = None
+_original_all_items: Callable[..., Any] | None = None
 
 
 class _NotPlain(TypeError):
@@ -68,20 +74,38 @@ def _execute_result(self: DynamoResult, context: Any) -> Any:
     return _original(self, context)
 
 
+def _all_items(self: Table) -> list[Any]:
+    items = [
+        item
+        for hash_set in self.items.values()
+        for item in (hash_set.values() if self.range_key_attr else (hash_set,))
+    ]
+
+    def key(item: Any) -> Any:
+        if item.range_key:
+            return (item.hash_key.cast_value, item.range_key.cast_value)
+        return item.hash_key.cast_value
+
+    return sorted(items, key=key)
+
+
 def install() -> None:
     """Use the fast path for every emulated DynamoDB item operation in this process."""
-    global _original
+    global _original, _original_all_items
     if _original is None:
         _original = DynamoResult.execute_result
+        _original_all_items = Table.all_items
         DynamoResult.execute_result = _execute_result  # type: ignore[method-assign]
+        Table.all_items = _all_items  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
-    """Go back to moto's serializer."""
-    global _original
+    """Go back to moto's serializer and sort."""
+    global _original, _original_all_items
     if _original is not None:
         DynamoResult.execute_result = _original  # type: ignore[method-assign]
-        _original = None
+        Table.all_items = _original_all_items  # type: ignore[method-assign]
+        _original = _original_all_items = None
 
 
 @contextmanager

@@ -67,7 +67,10 @@ def _operations(client) -> list:
         ),
         resource.batch_write_item(
             RequestItems={
-                TABLE: [{"PutRequest": {"Item": {**ITEM, "target": f"t{n}:443"}}} for n in range(3)]
+                TABLE: [
+                    {"PutRequest": {"Item": {**ITEM, "subscriber": who, "target": f"t{n}:443"}}}
+                    for n, who in enumerate(["m", "c", "x", "c", "a", ITEM["subscriber"]])
+                ]
             }
         ),
         table.query(
