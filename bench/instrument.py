@@ -123,18 +123,19 @@ class Recorder:
             self._undo.pop()()
 
 
-def peak_rss_mb() -> float:
-    """Return this process's peak resident memory since the last reset, in MiB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mb(pid: int | None = None) -> float:
+    """Return a process's (default: this one's) peak resident memory since the last reset,
+    in MiB (Linux)."""
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def reset_peak_rss() -> None:
-    """Reset the peak resident memory counter, so the next reading covers one run."""
+def reset_peak_rss(pid: int | None = None) -> None:
+    """Reset a process's peak resident memory counter, so the next reading covers one run."""
     try:
-        with open("/proc/self/clear_refs", "w") as handle:
+        with open(f"/proc/{pid or 'self'}/clear_refs", "w") as handle:
             handle.write("5")
     except OSError:
         pass  # not Linux, or not permitted: the peak then covers the whole process

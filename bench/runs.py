@@ -35,9 +35,11 @@ class SweepRun:
     emails: int
     due: int
     claimed: int  # subscriptions whose alert of the day was claimed (sent)
-    peak_rss_mb: float
+    peak_rss_mb: float  # the stack process's peak
     cpu_seconds: float  # the stack process's CPU time during the run (both cores count)
     endpoint_cpu_seconds: float  # the endpoint servers' CPU time during the run
+    aws_cpu_seconds: float = 0.0  # the emulated AWS process's CPU time during the run
+    aws_peak_rss_mb: float = 0.0
     probe_failures: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -68,7 +70,7 @@ def _summarise(
     started: float,
     idle: float,
     due: int,
-    cpu_before: tuple[float, float],
+    cpu_before: tuple[float, float, float],
 ) -> SweepRun:
     recorder = running.recorder
     seen = endpoints.stats()
@@ -122,6 +124,8 @@ def _summarise(
         peak_rss_mb=peak_rss_mb(),
         cpu_seconds=process_cpu_seconds() - cpu_before[0],
         endpoint_cpu_seconds=_endpoint_cpu(endpoints) - cpu_before[1],
+        aws_cpu_seconds=process_cpu_seconds(running.aws_pid) - cpu_before[2],
+        aws_peak_rss_mb=peak_rss_mb(running.aws_pid),
         probe_failures=recorder.counts().get("probe failures", 0),
     )
 
@@ -134,7 +138,12 @@ def run_sweep(
     running.recorder.clear()
     sent_before = running.emails_sent()
     reset_peak_rss()
-    cpu_before = (process_cpu_seconds(), _endpoint_cpu(endpoints))
+    reset_peak_rss(running.aws_pid)
+    cpu_before = (
+        process_cpu_seconds(),
+        _endpoint_cpu(endpoints),
+        process_cpu_seconds(running.aws_pid),
+    )
     started = time.time()
     running.invoke_async("cron", {"action": "sweep", "day": day})
     if not running.wait_idle(IDLE_TIMEOUT):
@@ -159,7 +168,12 @@ def run_original(
     running.recorder.clear()
     sent_before = running.emails_sent()
     reset_peak_rss()
-    cpu_before = (process_cpu_seconds(), _endpoint_cpu(endpoints))
+    reset_peak_rss(running.aws_pid)
+    cpu_before = (
+        process_cpu_seconds(),
+        _endpoint_cpu(endpoints),
+        process_cpu_seconds(running.aws_pid),
+    )
     started = time.time()
     # As the original: one blocking data call for all subscriptions (paginated here).
     cursor, scanned = None, 0

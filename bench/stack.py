@@ -57,12 +57,26 @@ class Running:
         return self.service.wait_idle(timeout)
 
     def emails_sent(self) -> int:
-        """Return how many emails the emulated SES accepted so far."""
-        from moto.ses.models import ses_backends
+        """Return how many emails the emulated SES accepted so far, once the outbox has them.
 
-        from local.environment import ACCOUNT_ID
+        The outbox (in the emulated AWS process) announces each email on the stack's
+        console within its poll period; wait until the count stops growing.
+        """
+        from local.outbox import POLL_PERIOD
 
-        return len(ses_backends[ACCOUNT_ID][self.settings.region].sent_messages)
+        count, deadline = -1, time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = sum(1 for line in self.console_lines() if line.startswith("email: "))
+            if now == count:
+                return now
+            count = now
+            time.sleep(POLL_PERIOD * 2.5)
+        return count
+
+    @property
+    def aws_pid(self) -> int:
+        """Return the process id of emulated AWS (a child of this process)."""
+        return self.stack.aws_pid
 
 
 def free_base_port(count: int = 4, start: int = 21000, stop: int = 60000) -> int:

@@ -258,7 +258,7 @@ def report(figures: dict[str, Any]) -> None:
         f"probes {sweep['probes']} (targets {figures['targets']}), invocations "
         f"{sum(sweep['invocations'].values())} {sweep['invocations']}, emails {sweep['emails']} "
         f"of {sweep['due']} due ({sweep['claimed']} claimed), peak RSS "
-        f"{sweep['peak_rss_mb']:.0f} MiB"
+        f"{sweep['peak_rss_mb']:.0f} MiB (emulated AWS {sweep['aws_peak_rss_mb']:.0f} MiB)"
     )
     say(
         f"probe failures {sweep['probe_failures']}; the local stack's state save "
@@ -266,8 +266,9 @@ def report(figures: dict[str, Any]) -> None:
     )
     say("timeline (s after the trigger): " + timeline(sweep["timeline"]))
     say(
-        f"CPU: stack process {sweep['cpu_seconds']:.2f} s over {sweep['idle']:.2f} s of wall "
-        f"time; endpoint servers {sweep['endpoint_cpu_seconds']:.2f} s"
+        f"CPU: stack process {sweep['cpu_seconds']:.2f} s and emulated AWS "
+        f"{sweep['aws_cpu_seconds']:.2f} s over {sweep['idle']:.2f} s of wall time; endpoint "
+        f"servers {sweep['endpoint_cpu_seconds']:.2f} s"
     )
     say(f"{'time by step (s, summed over threads)':40}{'wall':>9}{'own CPU':>9}{'calls':>7}")
     for name, seconds in sorted(sweep["busy"].items(), key=lambda item: -item[1]):

@@ -1,9 +1,11 @@
 """`sslnotify local`: run the whole service on this machine over emulated AWS.
 
 One process, one thread per server: the frontend (port P), the Chalice API
-(P+1), the Lambda Invoke API (P+2) whose worker threads run the functions, and
-moto (P+3); plus threads that save state every 10 s, ship function logs, collect
-sent mail into the outbox and fire the schedules. SIGINT/SIGTERM stop it cleanly.
+(P+1) and the Lambda Invoke API (P+2) whose worker threads run the functions; plus
+threads that save state every 10 s, ship function logs and fire the schedules.
+Emulated AWS (moto, P+3) and the outbox of sent mail run in a child process
+(local/aws_process.py), so that AWS's work and the functions' use two cores.
+SIGINT/SIGTERM stop it cleanly.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ class LocalStack:
         self._terminal = (sys.stdout, sys.stderr)
         self._wrote_stack_file = False
         self._service: Any = None
+        self.aws_pid: int | None = None
 
     def start(self) -> None:
         """Bind every port, bring up emulated AWS with the saved state, then serve."""
@@ -177,10 +180,25 @@ class LocalStack:
         urls = {name: f"http://{HOST}:{port}" for name, port in self.ports.items()}
         self._apply_environment(urls)
 
-        from local.emulator import Emulator, PeriodicSaver, StateStore
+        from local.aws_process import EmulatorProcess
+        from local.emulator import PeriodicSaver, StateStore
 
-        emulator = self._bind("aws", lambda: Emulator(self.ports["aws"], HOST))
-        emulator.start()
+        emulator = self._bind(
+            "aws",
+            lambda: EmulatorProcess(
+                self.ports["aws"],
+                HOST,
+                outbox=self.state_dir / "outbox",
+                region=self.settings.region,
+                bounces_function=self.settings.function_name("bounces"),
+                bounces_topic=(
+                    f"arn:aws:sns:{self.settings.region}:{ACCOUNT_ID}:"
+                    f"{self.settings.prefix}-bounces"
+                ),
+                announce=self.console.line,
+            ),
+        )
+        self.aws_pid = emulator.pid
         self._stoppers.append(emulator.stop)
         self._route_output()
 
@@ -194,8 +212,7 @@ class LocalStack:
         self._saver.start()
 
         # Started in this order so that stopping in reverse lets the functions finish their
-        # work (and its emails reach the outbox) before the outbox and the log shipper stop.
-        self._start_outbox()
+        # work before the log shipper stops; emulated AWS (and its outbox) stops last.
         service = self._start_lambda()
         self._start_api()
         self._start_frontend()
@@ -267,29 +284,6 @@ class LocalStack:
             ),
         )
         self._serve(server, "frontend")
-
-    def _start_outbox(self) -> None:
-        from local.outbox import Outbox
-
-        outbox = Outbox(
-            self.state_dir / "outbox",
-            self.settings.region,
-            announce=self.console.line,
-            on_sent=self._simulate_feedback,
-        )
-        outbox.start()
-        self._stoppers.append(outbox.stop)
-
-    def _simulate_feedback(self, message_id: str, source: str, recipients: list[str]) -> None:
-        from local import mailbox_simulator
-
-        topic = f"arn:aws:sns:{self.settings.region}:{ACCOUNT_ID}:{self.settings.prefix}-bounces"
-        for kind, address in mailbox_simulator.simulated(recipients):
-            event = mailbox_simulator.notification(kind, address, message_id, source)
-            if self._service is not None:
-                self.console.line(f"mailbox simulator: {kind.lower()} from {address}")
-                bounces = self._service.function(self.settings.function_name("bounces"))
-                self._service.invoke_async(bounces, mailbox_simulator.sns_event(topic, event))
 
     def _start_scheduler(self, service: Any) -> None:
         from local.scheduler import Scheduler, jobs_from
