@@ -10,7 +10,9 @@ need base64, and `None`s are left out as the serializer leaves them out. Anythin
 
 Every scan (each segment of it) also sorts the whole table, comparing moto's typed key
 values pair by pair, each comparison converting both values again; sorting by the values
-converted once per item gives the same order.
+converted once per item gives the same order. And a projection of top-level attributes
+takes them from the item as they are, instead of converting the whole item to plain
+values and back.
 `tests/local/test_fast_dynamodb.py` holds the two answers equal for every operation here.
 """
 
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoResult
 
@@ -43,6 +46,7 @@ CONTENT_TYPE = "application/x-amz-json-1.0"
 
 _original: Callable[..., Any] | None = None
 _original_all_items: Callable[..., Any] | None = None
+_original_project: Callable[..., Any] | None = None
 
 
 class _NotPlain(TypeError):
@@ -89,23 +93,35 @@ def _all_items(self: Table) -> list[Any]:
     return sorted(items, key=key)
 
 
+def _project(self: Item, projection_expressions: list[list[str]]) -> Item:
+    assert _original_project is not None
+    if any(len(path) != 1 for path in projection_expressions):
+        return _original_project(self, projection_expressions)  # nested paths: moto's way
+    names = dict.fromkeys(path[0] for path in projection_expressions)
+    attrs = {name: self.attrs[name].to_json() for name in names if name in self.attrs}
+    return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=attrs)
+
+
 def install() -> None:
     """Use the fast path for every emulated DynamoDB item operation in this process."""
-    global _original, _original_all_items
+    global _original, _original_all_items, _original_project
     if _original is None:
         _original = DynamoResult.execute_result
         _original_all_items = Table.all_items
+        _original_project = Item.project
         DynamoResult.execute_result = _execute_result  # type: ignore[method-assign]
         Table.all_items = _all_items  # type: ignore[method-assign]
+        Item.project = _project  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
-    """Go back to moto's serializer and sort."""
-    global _original, _original_all_items
+    """Go back to moto's serializer, sort and projection."""
+    global _original, _original_all_items, _original_project
     if _original is not None:
         DynamoResult.execute_result = _original  # type: ignore[method-assign]
         Table.all_items = _original_all_items  # type: ignore[method-assign]
-        _original = _original_all_items = None
+        Item.project = _original_project  # type: ignore[method-assign]
+        _original = _original_all_items = _original_project = None
 
 
 @contextmanager

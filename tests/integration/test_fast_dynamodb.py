@@ -79,6 +79,17 @@ def _operations(client) -> list:
         ),
         table.scan(Limit=2),
         table.scan(ProjectionExpression="subscriber, target, summary.problems"),
+        table.scan(
+            ProjectionExpression="target, #s, #b, numbers, absent",
+            ExpressionAttributeNames={"#s": "status", "#b": "blob"},
+            Segment=1,
+            TotalSegments=2,
+        ),
+        table.query(
+            KeyConditionExpression="subscriber = :s",
+            ExpressionAttributeValues={":s": ITEM["subscriber"]},
+            ProjectionExpression="tags, summary",
+        ),
         client.transact_get_items(
             TransactItems=[
                 {
@@ -130,7 +141,7 @@ def _run(fast: bool) -> list:
 
 def test_every_fast_operation_answers_what_moto_answers():
     slow, fast = _run(fast=False), _run(fast=True)
-    assert len(fast) == len(slow) == 14
+    assert len(fast) == len(slow) == 16
     assert fast == slow
     assert slow[-1]["Code"] == "ConditionalCheckFailedException"  # errors still moto's own
     assert slow[2]["Item"]["blob"].value == ITEM["blob"]
