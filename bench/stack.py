@@ -160,48 +160,6 @@ def lift_rate_limits() -> None:
     config.reset_settings()
 
 
-def disable_nagle() -> None:
-    """Apply the proposed fix: TCP_NODELAY on the local stack's three HTTP servers.
-
-    Their handlers write the headers and the body of an answer in two sends; with Nagle's
-    algorithm the body then waits for the client's delayed ACK, about 40 ms on Linux, on
-    every blocking invocation, every emulated AWS call and every API request.
-    """
-    from chalice.local import ChaliceRequestHandler
-    from werkzeug.serving import WSGIRequestHandler
-
-    from local import lambda_api
-
-    for handler in (lambda_api.LambdaRequestHandler, ChaliceRequestHandler, WSGIRequestHandler):
-        handler.disable_nagle_algorithm = True
-
-
-def cache_moto_dispatch() -> None:
-    """Apply the proposed fix: remember which moto backend serves which host.
-
-    moto's server finds the backend of every request under one global lock, listing its
-    package directory (≈ 150 stat calls) and trying its URL patterns each time; the
-    answer for a host never changes, so it can be computed once.
-    """
-    from moto import backends
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    modules = frozenset(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: modules
-    find = DomainDispatcherApplication.get_backend_for_host
-    found: dict[Any, Any] = {}
-
-    def get_backend_for_host(self: Any, host: Any) -> Any:
-        if host not in found:
-            found[host] = find(self, host)
-        return found[host]
-
-    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
-
-
-FIXES = {"nodelay": disable_nagle, "moto-dispatch": cache_moto_dispatch}
-
-
 @contextmanager
 def local_stack(
     workdir: Path, ca_file: Path, ses_rate: float, keep_state_saver: bool = False

@@ -23,7 +23,7 @@ from typing import Any
 from bench import checknow, coldstart, floor, runs, seed
 from bench.endpoints import Endpoints
 from bench.sampler import sampled
-from bench.stack import FIXES, local_stack, measure_state_save
+from bench.stack import local_stack, measure_state_save
 from chalicelib.privacy import AddressVault
 
 FULL = {"subscriptions": 10_000, "targets": 1_000}
@@ -49,14 +49,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ses-rate", type=float, default=BENCH_SES_RATE)
     parser.add_argument("--endpoint-processes", type=int, default=1)
     parser.add_argument(
-        "--try-fix",
-        action="append",
-        choices=sorted(FIXES),
-        default=[],
-        help="apply a proposed fix to the local stack for this run (see docs/performance.md)",
-    )
-    parser.add_argument(
-        "--profile", action="store_true", help="sample every thread during the timed sweep"
+        "--profile",
+        action="store_true",
+        help="sample every thread of the stack (emulated AWS not included) during the timed sweep",
     )
     parser.add_argument(
         "--tracemalloc",
@@ -91,11 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets": args.targets,
         "latency_ms": args.latency_ms,
         "ses_rate": args.ses_rate,
-        "fixes": args.try_fix,
         "load_before": os.getloadavg(),
     }
-    for fix in args.try_fix:
-        FIXES[fix]()
     with tempfile.TemporaryDirectory(prefix="sslnotify-bench-") as directory:
         workdir = Path(directory)
         latency = args.latency_ms / 1000
@@ -227,8 +219,6 @@ def report(figures: dict[str, Any]) -> None:
     before, after = ", ".join(loads[:3]), ", ".join(loads[3:])
     say(f"load average (1, 5, 15 min) before: {before}; after: {after}")
     say(f"command: {figures['command']}")
-    if figures["fixes"]:
-        say(f"with proposed fixes applied to the local stack: {', '.join(figures['fixes'])}")
     say(
         f"data: {figures['subscriptions']} subscriptions over {figures['targets']} targets, "
         f"{figures['latency_ms']:g} ms per handshake, emulated SES paced at "
