@@ -493,9 +493,9 @@ def test_one_mailer_event_run_by_four_instances_at_once_sends_each_alert_once(wo
 
 KILLED_MAILER_BUG = (
     "mailer/sweep_data claims: a mailer attempt killed half-way through its batch (Lambda "
-    "timeout, e.g. after long SES throttling) leaves claims held by its attempt id and not "
-    "marked sent; AWS's retry runs under a new attempt id, counts them already_sent, and those "
-    "alerts are lost for the day. A claim older than the mailer's timeout could be taken over"
+    "timeout, e.g. after long SES throttling) leaves the claims of its unsent emails held by its "
+    "attempt id; AWS's retry runs under a new attempt id, counts them already_sent, and those "
+    "alerts are lost for the day. Telling them from sent ones needs a mark after each send"
 )
 
 
