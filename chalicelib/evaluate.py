@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
@@ -177,8 +178,12 @@ class CheckResult:
 
 def iso(moment: datetime | None) -> str | None:
     """Format a moment as ISO 8601 UTC with a Z (2027-02-05T12:00:00Z)."""
-    if moment is None:
-        return None
+    return None if moment is None else _iso(moment)
+
+
+@lru_cache(maxsize=4096)
+def _iso(moment: datetime) -> str:
+    # A certificate's dates are written into every result of every tolerance of a target.
     return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
