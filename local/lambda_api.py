@@ -5,8 +5,9 @@ resources.json. RequestResponse runs it on the request's thread and answers its
 JSON (`X-Amz-Function-Error: Unhandled` when it raises); Event queues it to a
 worker pool, answers 202, and retries a failed invocation twice, as AWS does.
 
-Handlers run as threads of this process. That is sound because every function
-is deployed with the same variables (local/environment.py); the stack puts them
+Handlers run as threads of this process (emulated AWS has a child process of its own,
+local/aws_process.py). That is sound because every function is deployed with the
+same variables (local/environment.py); the stack puts them
 in os.environ once, before any handler is imported, and nothing changes them
 after. What differs per function, its name and log group, reaches the handler
 through the context object and a context variable (local/function_logs.py).
