@@ -49,8 +49,9 @@ def evaluate_group(
 ) -> dict[str, Any]:
     """Judge one target's evidence once; its result for each distinct tolerance of its watchers.
 
-    Returns what record_results takes: {"target", "results": {tolerance: result},
-    "subscriptions"}. A result is sent once per tolerance, not once per subscriber.
+    Returns {"target", "results": {tolerance: result}, "subscriptions"}: what
+    record_results takes, once each result is made brief (data keeps a summary; the
+    whole result goes from here to the mailer with each notification due).
     """
     tolerances = sorted({str(s.get("tolerance", "30")) for s in group["subscriptions"]})
     judged = evaluate_tolerances(evidence, [_tolerance(t) for t in tolerances], now, trust)
@@ -62,6 +63,42 @@ def evaluate_group(
             for s in group["subscriptions"]
         ],
     }
+
+
+def brief(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what data keeps of a result (alerting.summarize reads only these fields)."""
+    return {
+        "status": result.get("status"),
+        "daysLeft": result.get("daysLeft"),
+        "notAfter": result.get("notAfter"),
+        "problems": [{"code": p.get("code")} for p in result.get("problems") or []],
+    }
+
+
+def _brief_group(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {**entry, "results": {t: brief(r) for t, r in entry["results"].items()}}
+
+
+class _FullResults:
+    """The whole result of each (target, tolerance), for the emails of what data says is due."""
+
+    def __init__(self, results: list[dict[str, Any]]):
+        self._by_tolerance = {
+            (entry["target"], tolerance): result
+            for entry in results
+            for tolerance, result in entry["results"].items()
+        }
+        self._tolerance = {
+            (s["subscriber"], entry["target"]): s["tolerance"]
+            for entry in results
+            for s in entry["subscriptions"]
+        }
+
+    def attach(self, notification: dict[str, Any]) -> dict[str, Any]:
+        """Give a due notification the whole result its email describes."""
+        key = (notification["subscriber"], notification["target"])
+        result = self._by_tolerance.get((notification["target"], self._tolerance.get(key)))
+        return {**notification, "result": result} if result else notification
 
 
 def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,11 +131,13 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
         )
     )
     results = [entry for entry in checked if entry is not None]
+    full = _FullResults(results)
     notifications = mailer_invocations = 0
     try:
-        for chunk in pack(results, max_count=10_000, max_bytes=RECORD_CHUNK_BYTES):
+        briefs = [_brief_group(entry) for entry in results]
+        for chunk in pack(briefs, max_count=10_000, max_bytes=RECORD_CHUNK_BYTES):
             record = {"action": "record_results", "day": day, "targets": chunk}
-            due = invoke("data", record, wait=True, idempotent=True)
+            due = [full.attach(n) for n in invoke("data", record, wait=True, idempotent=True)]
             # Mail what this chunk made due at once, while the next chunk is recorded.
             for batch in pack(due, MAILER_BATCH):
                 invoke(

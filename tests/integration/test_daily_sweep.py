@@ -260,18 +260,25 @@ def test_the_checker_sends_each_result_once_per_tolerance(stack):
     for address, tolerance in ((ANN, "30"), (BOB, "30"), ("cy@example.com", "auto")):
         stack.subscribe(address, server.address, tolerance=tolerance)
     stack.sweep(DAY1)
-    (record,) = [
-        c.payload for c in stack.lambdas.calls if c.payload.get("action") == "record_results"
-    ]
+    payloads = [c.payload for c in stack.lambdas.calls]
+    (record,) = [p for p in payloads if p.get("action") == "record_results"]
     (group,) = record["targets"]
+    # Data gets a brief result once per tolerance: what it keeps of it, no more.
     assert sorted(group["results"]) == ["30", "auto"]
-    assert group["results"]["30"]["status"] == "expiring"
+    assert group["results"]["30"] == {
+        "status": "expiring",
+        "daysLeft": 5,
+        "notAfter": group["results"]["30"]["notAfter"],
+        "problems": [{"code": "expiring"}],
+    }
     assert sorted(s["tolerance"] for s in group["subscriptions"]) == ["30", "30", "auto"]
+    # The mailer gets each due notification with the whole result its email describes.
+    (mail,) = [p for p in payloads if p.get("action") == "send_notifications"]
+    results = [n["result"] for n in mail["notifications"]]
+    assert [(r["daysTolerance"], r["toleranceMode"]) for r in results] == [(30, "days")] * 2
+    assert all(r["chain"] and r["issuedBy"] == "sslnotify Test" for r in results)
     # The test certificate lives 6 days: "auto" wants to hear 2 days ahead, so cy waits.
-    assert (group["results"]["auto"]["daysTolerance"], group["results"]["auto"]["alert"]) == (
-        2,
-        False,
-    )
+    assert group["results"]["auto"]["status"] == "ok"
     assert sorted(message["To"] for message in sent_messages()) == [ANN, BOB]
 
 
