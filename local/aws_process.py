@@ -122,6 +122,9 @@ class EmulatorProcess:
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": path},
+            # Its own session: a Ctrl-C at the terminal goes to the stack alone, which saves
+            # the state through this process before it stops it.
+            start_new_session=True,
         )
         self._announce = announce
         first = self._first_line()

@@ -164,6 +164,7 @@ class LocalStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, as a shell runs a job
             )
         self._wait_ready()
         return self

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
@@ -158,3 +161,35 @@ def test_the_whole_flow_survives_a_restart(local_stack_factory, tmp_path):
     assert busy.returncode == 1
     assert busy.stdout.count("\n") == 1
     assert "already in use" in busy.stdout
+
+
+def test_ctrl_c_stops_everything_and_saves_the_state(local_stack_factory, tmp_path):
+    stack = local_stack_factory(tmp_path / "state")
+    target = f"127.0.0.1:{stack.serve(days_left=40).port}"
+    subscribe_and_confirm(stack, "dora@example.com", target)
+    children = _children(stack.process.pid)
+    assert children, "emulated AWS runs in a child process"
+    # Ctrl-C at a terminal: SIGINT to the whole foreground process group.
+    os.killpg(stack.process.pid, signal.SIGINT)
+    assert stack.process.wait(30) == 0, stack.output()
+    assert "state saved" in stack.output()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, "a child of the stack outlived it"
+        time.sleep(0.1)
+    stack.start()
+    assert subscribed_targets(stack) == [target]
+
+
+def _children(pid: int) -> list[int]:
+    """Return the process ids of a process's children (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
