@@ -136,14 +136,7 @@ def run_sweep(
     """Trigger the daily sweep as the schedule does and wait for its last email."""
     endpoints.stats()  # start the endpoints' counts afresh
     running.recorder.clear()
-    sent_before = running.emails_sent()
-    reset_peak_rss()
-    reset_peak_rss(running.aws_pid)
-    cpu_before = (
-        process_cpu_seconds(),
-        _endpoint_cpu(endpoints),
-        process_cpu_seconds(running.aws_pid),
-    )
+    sent_before, cpu_before = _begin(running, endpoints)
     started = time.time()
     running.invoke_async("cron", {"action": "sweep", "day": day})
     if not running.wait_idle(IDLE_TIMEOUT):
@@ -166,14 +159,7 @@ def run_original(
     chosen = subscriptions[:sample]
     endpoints.stats()
     running.recorder.clear()
-    sent_before = running.emails_sent()
-    reset_peak_rss()
-    reset_peak_rss(running.aws_pid)
-    cpu_before = (
-        process_cpu_seconds(),
-        _endpoint_cpu(endpoints),
-        process_cpu_seconds(running.aws_pid),
-    )
+    sent_before, cpu_before = _begin(running, endpoints)
     started = time.time()
     # As the original: one blocking data call for all subscriptions (paginated here).
     cursor, scanned = None, 0
@@ -218,6 +204,19 @@ def run_original(
         "invocation_phase": (mail.last if mail else idle) - scan_done,
     }
     return run
+
+
+def _begin(running: Running, endpoints: Endpoints) -> tuple[int, tuple[float, float, float]]:
+    """Start a run's counters: emails sent so far, peak memory, CPU of every process."""
+    sent = running.emails_sent()  # waits for the outbox to settle: before the CPU counts
+    reset_peak_rss()
+    reset_peak_rss(running.aws_pid)
+    cpu = (
+        process_cpu_seconds(),
+        _endpoint_cpu(endpoints),
+        process_cpu_seconds(running.aws_pid),
+    )
+    return sent, cpu
 
 
 def next_day(day: str, days: int = 1) -> str:

@@ -126,7 +126,7 @@ def record_results(
         if decision.changed and _calm(decision):
             if before is not None:
                 calm.append((subscriber, target))  # nothing left to remember: forget it
-        elif decision.changed and not _quiet(before, decision):
+        elif decision.changed:
             changed[(subscriber, target)] = decision.state
         if decision.kind:
             notifications.append(
@@ -162,20 +162,6 @@ def _calm(decision: Any) -> bool:
     new = decision.state
     return (
         decision.kind is None and new.status == "ok" and not new.alerting and new.error_streak == 0
-    )
-
-
-def _quiet(before: CheckState | None, decision: Any) -> bool:
-    """Tell whether a day changed nothing worth a write (most days of most subscriptions)."""
-    # Writing every subscription's state every day would cost a write unit per subscription
-    # per day; a quiet day is recomputed identically by a retry, so it needs no record.
-    new = decision.state
-    return (
-        before is not None
-        and decision.kind is None
-        and before.status == new.status
-        and before.alerting == new.alerting
-        and before.error_streak == new.error_streak
     )
 
 
