@@ -10,8 +10,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from chalicelib.probe import probe
-from chalicelib.targets import parse_target
+from chalicelib.checker.probe import probe
+from chalicelib.checker.targets import parse_target
 
 # The API limits checks per client address and minute: spread the requests over loopback
 # source addresses (all of 127.0.0.0/8 is this machine), a few requests each.

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from bench import floor
 from bench.endpoints import Endpoints
-from chalicelib.check import gather_evidence
-from chalicelib.targets import parse_target
-from chalicelib.trust import default_trust
+from chalicelib.checker.check import gather_evidence
+from chalicelib.checker.targets import parse_target
+from chalicelib.checker.trust import default_trust
 from lambdas.checker import evaluate_group
 
 CHECKERS = 4

@@ -99,7 +99,8 @@ def free_base_port(count: int = 4, start: int = 21000, stop: int = 60000) -> int
 
 def _instrument(recorder: Recorder) -> None:
     """Wrap what the sweep runs; before any handler module is imported, so imports see it."""
-    from chalicelib import check, emails, mailer
+    from chalicelib import emails, mailer
+    from chalicelib.checker import check
     from local import lambda_api
 
     def invocation(_service: Any, function: Any, payload: Any) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib import check, ssrf, validation
+from chalicelib import validation
+from chalicelib.checker import check, ssrf
+from chalicelib.checker.targets import Target, parse_target
 from chalicelib.config import get_settings
 from chalicelib.errors import BadInput
 from chalicelib.invoke import invoke
 from chalicelib.logs import get_logger
-from chalicelib.targets import Target, parse_target
 
 logger = get_logger(__name__)
 

@@ -7,13 +7,13 @@ import asyncio
 import json
 import sys
 
-from chalicelib import ssrf
-from chalicelib.check import CheckRequest, check_many
+from chalicelib.checker import ssrf
+from chalicelib.checker.check import CheckRequest, check_many
+from chalicelib.checker.evaluate import CheckResult, Problem
+from chalicelib.checker.targets import parse_target
+from chalicelib.checker.trust import default_trust, read_bundle
 from chalicelib.config import get_settings
 from chalicelib.errors import BadInput, UsageError
-from chalicelib.evaluate import CheckResult, Problem
-from chalicelib.targets import parse_target
-from chalicelib.trust import default_trust, read_bundle
 
 MAX_DAYS = 365
 MAX_TIMEOUT = 300.0

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from chalicelib.checker.targets import parse_target
 from chalicelib.config import Settings
 from chalicelib.errors import BadInput
-from chalicelib.targets import parse_target
 
 LEAF_CODES = {
     "expiring",

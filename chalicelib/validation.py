@@ -16,8 +16,8 @@ from urllib.parse import unquote
 from email_validator import EmailNotValidError
 from email_validator import validate_email as _check_email_syntax
 
+from chalicelib.checker.targets import Target, parse_target
 from chalicelib.errors import BadInput
-from chalicelib.targets import Target, parse_target
 
 DEFAULT_TOLERANCE = "30"
 MAX_TOLERANCE_DAYS = 365

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import logs
-from chalicelib.check import gather_evidence
+from chalicelib.checker.check import gather_evidence
+from chalicelib.checker.evaluate import evaluate_tolerances
+from chalicelib.checker.targets import parse_target
+from chalicelib.checker.trust import default_trust
 from chalicelib.config import get_settings
 from chalicelib.errors import BadInput, InvocationError, PayloadError
-from chalicelib.evaluate import evaluate_tolerances
 from chalicelib.invoke import dispatch, invoke
 from chalicelib.sweep import SweepStepFailed, pack, require_day
-from chalicelib.targets import parse_target
-from chalicelib.trust import default_trust
 
 logs.setup()
 logger = logs.get_logger(__name__)

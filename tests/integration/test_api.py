@@ -401,7 +401,7 @@ def test_check_now_refuses_bad_input(offline_client, path):
 
 
 def test_check_now_is_rate_limited_per_client(client, settings, monkeypatch):
-    monkeypatch.setattr("chalicelib.check.check_target", fake_check)
+    monkeypatch.setattr("chalicelib.checker.check.check_target", fake_check)
     limit = settings.limits.check_per_client_per_minute
     statuses = [client.http.get("/check/example.org").status_code for _ in range(limit + 1)]
     assert statuses == [200] * limit + [429]
@@ -523,7 +523,7 @@ def test_check_now_with_auto_tolerance(client, monkeypatch):
         seen.update(text=text, tolerance=tolerance, **options)
         return fake_check(text, tolerance)
 
-    monkeypatch.setattr("chalicelib.check.check_target", check)
+    monkeypatch.setattr("chalicelib.checker.check.check_target", check)
     response = client.http.get("/check/B%C3%BCcher.example?days=auto&port=8443")
     assert response.status_code == 200
     assert seen == {

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import ssrf
-from chalicelib.check import CheckRequest, check_many, check_target, gather_evidence
-from chalicelib.probe import probe
-from chalicelib.targets import parse_target
-from chalicelib.trust import TrustStore
+from chalicelib.checker import ssrf
+from chalicelib.checker.check import CheckRequest, check_many, check_target, gather_evidence
+from chalicelib.checker.probe import probe
+from chalicelib.checker.targets import parse_target
+from chalicelib.checker.trust import TrustStore
 from tests.certs import make_leaf, make_pki
 
 DAY = timedelta(days=1)

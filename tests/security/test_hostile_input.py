@@ -235,7 +235,7 @@ def test_every_route_survives_generated_requests(fuzz_api, network_jail):
             assert stored_state() == before, f"{request} was refused but changed the tables"
         # Any dial the check made went to an address the guard allows (and was intercepted).
         for host, _port in network_jail.take():
-            from chalicelib.ssrf import refusal_reason
+            from chalicelib.checker.ssrf import refusal_reason
 
             assert refusal_reason(host) is None, (request, host)
 

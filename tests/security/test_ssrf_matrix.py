@@ -15,10 +15,10 @@ from urllib.parse import quote
 
 import pytest
 
-from chalicelib import ssrf
+from chalicelib.checker import ssrf
+from chalicelib.checker.targets import parse_target
 from chalicelib.errors import BadInput, TargetNotAllowed
 from chalicelib.invoke import invoke
-from chalicelib.targets import parse_target
 from tests.security.conftest import record_figure, sent_messages, table_items
 
 PUBLIC = "93.184.215.14"  # a public address: the jail intercepts any attempt to reach it

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.evaluate import (
+from chalicelib.checker.evaluate import (
     CheckResult,
     auto_tolerance,
     evaluate,
@@ -14,9 +14,9 @@ from chalicelib.evaluate import (
     matches_host,
     status_of,
 )
-from chalicelib.probe import Evidence
-from chalicelib.targets import parse_target
-from chalicelib.trust import TrustStore
+from chalicelib.checker.probe import Evidence
+from chalicelib.checker.targets import parse_target
+from chalicelib.checker.trust import TrustStore
 from tests.certs import make_ca, make_leaf, make_pki
 
 NOW = datetime(2027, 1, 1, 12, 0, 0, tzinfo=UTC)

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from chalicelib import probe as probe_module
-from chalicelib import ssrf
-from chalicelib.check import check_target
+from chalicelib.checker import probe as probe_module
+from chalicelib.checker import ssrf
+from chalicelib.checker.check import check_target
+from chalicelib.checker.probe import probe
+from chalicelib.checker.targets import parse_target
 from chalicelib.errors import TargetNotAllowed
-from chalicelib.probe import probe
-from chalicelib.targets import parse_target
 
 # Documentation and well-known public addresses: decided on, never contacted.
 PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:8.8.8.8"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.checker.targets import Target, parse_target
 from chalicelib.errors import BadInput
-from chalicelib.targets import Target, parse_target
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
-from chalicelib.probe import Evidence
-from chalicelib.trust import TrustStore, build_path, default_trust, is_self_signed
+from chalicelib.checker.probe import Evidence
+from chalicelib.checker.trust import TrustStore, build_path, default_trust, is_self_signed
 
 DEFAULT_TOLERANCE = 30
 ERROR_CODES = ("dns_error", "connect_error", "timeout", "tls_error")

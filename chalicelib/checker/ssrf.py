@@ -11,8 +11,8 @@ import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 
+from chalicelib.checker.targets import Target, parse_loose_ipv4
 from chalicelib.errors import TargetNotAllowed
-from chalicelib.targets import Target, parse_loose_ipv4
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]

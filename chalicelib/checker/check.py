@@ -7,13 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib import ssrf
+from chalicelib.checker import ssrf
+from chalicelib.checker.evaluate import DEFAULT_TOLERANCE, CheckResult, evaluate
+from chalicelib.checker.probe import Evidence, probe
+from chalicelib.checker.targets import Target, parse_target
+from chalicelib.checker.trust import TrustStore, default_trust
 from chalicelib.config import get_settings
 from chalicelib.errors import TargetNotAllowed
-from chalicelib.evaluate import DEFAULT_TOLERANCE, CheckResult, evaluate
-from chalicelib.probe import Evidence, probe
-from chalicelib.targets import Target, parse_target
-from chalicelib.trust import TrustStore, default_trust
 
 
 @dataclass(frozen=True)

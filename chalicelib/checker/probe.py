@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
-from chalicelib import ssrf
+from chalicelib.checker import ssrf
+from chalicelib.checker.targets import Target
 from chalicelib.errors import TargetNotAllowed
-from chalicelib.targets import Target
 
 DNS_ERROR = "dns_error"
 CONNECT_ERROR = "connect_error"
