@@ -102,6 +102,7 @@ class CheckResult:
     response: str
     checked_at: datetime
     address: str | None = None
+    protocol: str = "tls"  # or the STARTTLS protocol's name ("smtp", "imap", ...)
 
     @property
     def alert(self) -> bool:
@@ -115,9 +116,10 @@ class CheckResult:
 
     @property
     def target_key(self) -> str:
-        """Return the target as "host_ascii:port" (IPv6 in brackets)."""
+        """Return the target's storage key: "host_ascii:port" (IPv6 in brackets), or "smtp://…"."""
         host = f"[{self.host_ascii}]" if ":" in self.host_ascii else self.host_ascii
-        return f"{host}:{self.port}"
+        where = f"{host}:{self.port}"
+        return where if self.protocol == "tls" else f"{self.protocol}://{where}"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the check result JSON of DESIGN 3.1."""
@@ -141,6 +143,7 @@ class CheckResult:
             "response": self.response,
             "checkedAt": iso(self.checked_at),
             "address": self.address,
+            "protocol": self.protocol,
         }
 
     @classmethod
@@ -173,6 +176,7 @@ class CheckResult:
             response=data["response"],
             checked_at=parse_iso(data["checkedAt"]),
             address=data.get("address"),
+            protocol=data.get("protocol") or "tls",
         )
 
 
@@ -348,12 +352,12 @@ def _error_result(
         response=f"Could not check {target.display}: {message}",
         checked_at=evidence.checked_at,
         address=evidence.address,
+        protocol=target.protocol,
     )
 
 
 def _shown(evidence: Evidence) -> str:
-    target = evidence.target
-    return target.host if target.port == 443 else target.display
+    return evidence.target.shown
 
 
 def _expiry_sentence(shown: str, leaf: x509.Certificate, now: datetime) -> str:
@@ -468,6 +472,7 @@ class _Judged:
             response=self.response,
             checked_at=self.evidence.checked_at,
             address=self.evidence.address,
+            protocol=target.protocol,
         )
 
 

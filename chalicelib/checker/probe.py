@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
-from chalicelib.checker import ssrf
-from chalicelib.checker.targets import Target
+from chalicelib.checker import ssrf, starttls
+from chalicelib.checker.targets import TLS, Target
 from chalicelib.errors import TargetNotAllowed
 
 DNS_ERROR = "dns_error"
@@ -135,8 +135,8 @@ async def _connect(addresses: list[str], port: int):
     message = "no address to connect to"
     for address in addresses:
         try:
-            _reader, writer = await asyncio.open_connection(address, port)
-            return address, writer
+            reader, writer = await asyncio.open_connection(address, port)
+            return address, reader, writer
         except OSError as error:
             message = _connect_message(error, address, port)
     raise _ConnectFailed(message)
@@ -167,7 +167,10 @@ async def probe(
         async with asyncio.timeout(timeout):
             addresses = await _addresses(target, ip, allow_private, resolver)
             phase = "connecting"
-            address, writer = await _connect(addresses, target.port)
+            address, reader, writer = await _connect(addresses, target.port)
+            if target.protocol != TLS:
+                phase = f"asking the server to start TLS ({target.protocol})"
+                await starttls.negotiate(target.protocol, reader, writer, target.host_ascii)
             phase = "waiting for the TLS handshake"
             await writer.start_tls(client_context(), server_hostname=target.host_ascii)
             ssl_object = writer.get_extra_info("ssl_object")
@@ -182,6 +185,8 @@ async def probe(
         return _failure(target, checked_at, TIMEOUT, message, address=address)
     except _ConnectFailed as error:
         return _failure(target, checked_at, CONNECT_ERROR, str(error))
+    except starttls.StartTLSFailed as error:
+        return _failure(target, checked_at, TLS_ERROR, error.message, address=address)
     except ssl.SSLError as error:
         return _failure(target, checked_at, TLS_ERROR, _tls_message(error), address=address)
     except (ConnectionError, EOFError, asyncio.IncompleteReadError):
