@@ -27,12 +27,14 @@ def check_now(host):
     """Check a target now."""
     request = app.current_request
     params = web.query(request)
-    return api.check_now(host, params.get("days"), params.get("port"), web.client(request))
+    return api.check_now(
+        host, params.get("days"), params.get("port"), web.client(request), params.get("protocol")
+    )
 
 
 @route("/user/{email}", methods=["PUT"], cors=cors, content_types=ANY_BODY)
 def subscribe_or_confirm(email):
-    """Subscribe (?domain=…&days=…) or confirm (?uuid=…)."""
+    """Subscribe (?domain=…&days=…[&protocol=…]) or confirm (?uuid=…)."""
     request = app.current_request
     return api.change_user(email, web.query(request), web.client(request))
 

@@ -38,10 +38,10 @@ def rate_limit(scope: str, client: str, limit: int, window_seconds: int) -> None
     )
 
 
-def check_now(host: str, days: Any, port: Any, client: str) -> dict[str, Any]:
+def check_now(host: str, days: Any, port: Any, client: str, protocol: Any = None) -> dict[str, Any]:
     """Check a target now and return the check result (also when the check found an error)."""
     settings = get_settings()
-    target = validation.target(host, validation.port(port))
+    target = validation.target(host, validation.port(port), protocol)
     tolerance = validation.tolerance(days)
     rate_limit("check", client, settings.limits.check_per_client_per_minute, MINUTE)
     result = check.check_target(
@@ -60,11 +60,13 @@ def refuse_private(target: Target) -> None:
         ssrf.resolve_allowed(target, resolver=lambda host, port: [])
 
 
-def subscribe(email: str, domain: Any, days: Any, client: str) -> dict[str, str]:
+def subscribe(
+    email: str, domain: Any, days: Any, client: str, protocol: Any = None
+) -> dict[str, str]:
     """Store a pending subscription and mail its confirmation link (harmless to repeat)."""
     settings = get_settings()
     address = validation.email_address(email)
-    target = validation.target(domain)
+    target = validation.target(domain, protocol_text=protocol)
     tolerance = validation.tolerance(days)
     refuse_private(target)
     rate_limit("subscribe", client, settings.limits.subscribe_per_client_per_hour, HOUR)
@@ -108,7 +110,9 @@ def change_user(email: str, params: Mapping[str, Any], client: str) -> dict[str,
     if params.get("uuid") is not None:
         return confirm(email, params["uuid"])
     if params.get("domain") is not None:
-        return subscribe(email, params["domain"], params.get("days"), client)
+        return subscribe(
+            email, params["domain"], params.get("days"), client, params.get("protocol")
+        )
     raise BadInput("domain is missing (or uuid, to confirm a subscription)")
 
 
@@ -124,7 +128,6 @@ def send_feedback(fields: Mapping[str, Any], client: str) -> dict[str, str]:
 def _shown(target_key: str) -> str:
     """Return a stored target as a person reads it (Unicode host, default port left out)."""
     try:
-        target = parse_target(target_key)
+        return parse_target(target_key).shown
     except BadInput:
         return target_key
-    return target.host if target.port == 443 else target.display

@@ -10,7 +10,7 @@ import sys
 from chalicelib.checker import ssrf
 from chalicelib.checker.check import CheckRequest, check_many
 from chalicelib.checker.evaluate import CheckResult, Problem
-from chalicelib.checker.targets import parse_target
+from chalicelib.checker.targets import STARTTLS_PORTS, parse_target
 from chalicelib.checker.trust import default_trust, read_bundle
 from chalicelib.config import get_settings
 from chalicelib.errors import BadInput, UsageError
@@ -32,7 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--days", default="30", help="alert this many days before expiry (1-365) or 'auto'"
     )
-    parser.add_argument("--port", default="443", help="port for targets that name none (443)")
+    parser.add_argument(
+        "--port", help="port for targets that name none (443, or the --starttls protocol's)"
+    )
+    parser.add_argument(
+        "--starttls",
+        metavar="PROTO",
+        help=f"upgrade to TLS with STARTTLS first: {', '.join(STARTTLS_PORTS)}",
+    )
     parser.add_argument("--ip", help="connect to this address, still matching the host name")
     parser.add_argument("--cafile", help="PEM file of extra trusted root certificates")
     parser.add_argument("--timeout", default="10", help="seconds allowed per target (10)")
@@ -75,14 +82,23 @@ def _parse_ip(text: str) -> str:
         raise UsageError(f"--ip must be an IP address, not {text!r}") from None
 
 
+def _parse_starttls(text: str) -> str:
+    name = text.strip().lower()
+    name = "postgres" if name == "postgresql" else name
+    if name not in STARTTLS_PORTS:
+        raise UsageError(f"--starttls must be one of {', '.join(STARTTLS_PORTS)}, not {text!r}")
+    return name
+
+
 def _requests(args: argparse.Namespace) -> list[CheckRequest]:
     tolerance = parse_days(args.days)
-    port = _parse_port(args.port)
+    port = _parse_port(args.port) if args.port is not None else None
+    protocol = _parse_starttls(args.starttls) if args.starttls else None
     ip = _parse_ip(args.ip) if args.ip else None
     requests = []
     for text in args.targets:
         try:
-            target = parse_target(text, default_port=port)
+            target = parse_target(text, default_port=port, protocol=protocol)
         except BadInput as error:
             raise UsageError(error.message) from None
         requests.append(CheckRequest(target=target, tolerance=tolerance, ip=ip))
@@ -96,7 +112,10 @@ def _plural(days: int) -> str:
 def human_line(result: CheckResult) -> str:
     """Format a result as one line: target, status, days left, expiry, issuer and problems."""
     host = f"[{result.host}]" if ":" in result.host else result.host
-    head = f"{host}:{result.port}  {result.status.upper()}  "
+    where = f"{host}:{result.port}"
+    if result.protocol != "tls":
+        where = f"{result.protocol}://{where}"
+    head = f"{where}  {result.status.upper()}  "
     if result.status == "error" or result.not_after is None:
         return head + "; ".join(problem.message for problem in result.problems)
     day = result.not_after.strftime("%Y-%m-%d")

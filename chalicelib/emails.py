@@ -92,14 +92,17 @@ def one_click_headers(settings: Settings, email: str, token: str) -> tuple[tuple
 
 
 def display_target(target: str, result: Mapping[str, Any] | None = None) -> str:
-    """Name a target as people write it: Unicode host, the port only when it is not 443."""
+    """Name a target as people write it: Unicode host, the port only when it is not the default.
+
+    A STARTTLS target keeps its scheme ("smtp://mail.example.com").
+    """
     host, port = (result.get("host"), result.get("port")) if result else (None, None)
-    if not host:
+    if not host or (result or {}).get("protocol", "tls") != "tls":
         try:
-            parsed = parse_target(target)
+            return parse_target(target).shown
         except BadInput:
-            return target
-        host, port = parsed.host, parsed.port
+            if not host:
+                return target
     shown = f"[{host}]" if ":" in str(host) else str(host)
     return shown if int(port or 443) == 443 else f"{shown}:{port}"
 

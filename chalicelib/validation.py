@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from email_validator import EmailNotValidError
 from email_validator import validate_email as _check_email_syntax
 
-from chalicelib.checker.targets import Target, parse_target
+from chalicelib.checker.targets import Target, parse_target, protocol_name
 from chalicelib.errors import BadInput
 
 DEFAULT_TOLERANCE = "30"
@@ -110,14 +110,24 @@ def port(value: Any) -> int | None:
     return int(text)
 
 
-def target(value: Any, port_number: int | None = None) -> Target:
-    """Return the target a user typed (host, host:port, [v6]:port or URL), or refuse it."""
+def protocol(value: Any) -> str | None:
+    """Return the protocol a target is checked with ("tls", "smtp"...), or None when none given."""
+    if value is None or value == "":
+        return None
+    return protocol_name(clean_text(value, "protocol", 20))
+
+
+def target(value: Any, port_number: int | None = None, protocol_text: Any = None) -> Target:
+    """Return the target a user typed (host, host:port, [v6]:port or URL), or refuse it.
+
+    A URL's scheme (smtp://...) or `protocol_text` names the protocol; both must agree.
+    """
     text = _percent_decoded(
         clean_text(value, "domain", MAX_TARGET_LENGTH), "domain", MAX_TARGET_LENGTH
     )
     if not text:
         raise BadInput("domain is missing")
-    parsed = parse_target(text, default_port=port_number or 443)
+    parsed = parse_target(text, default_port=port_number, protocol=protocol(protocol_text))
     if port_number is not None and parsed.port != port_number:
         raise BadInput(f"the port in the domain ({parsed.port}) differs from port={port_number}")
     return parsed

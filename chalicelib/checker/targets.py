@@ -72,7 +72,7 @@ class Target:
         """Return the target as people write it: the port only when it is not the default."""
         if self.port != protocol_port(self.protocol):
             return self.display
-        return self.host if self.protocol == TLS else f"{self.protocol}://{_bracket(self.host)}"
+        return self._with_protocol(_bracket(self.host))
 
     def _with_protocol(self, where: str) -> str:
         return where if self.protocol == TLS else f"{self.protocol}://{where}"

@@ -532,3 +532,93 @@ def test_check_now_with_auto_tolerance(client, monkeypatch):
         "allow_private": False,
         "timeout": 10.0,
     }
+
+
+# STARTTLS services
+
+
+def test_subscribe_to_an_smtp_server_keeps_the_protocol(client, lambdas):
+    response = subscribe(client, domain="smtp://Mail.Example.org")
+    assert response.status_code == 200
+    (pending,) = items("pending")
+    assert pending["target"] == "smtp://mail.example.org:25"
+    (message,) = sent_messages()
+    assert "smtp://mail.example.org" in message.raw_data
+    confirmed = client.http.put(user_path(uuid=mailed_tokens(lambdas)[0]))
+    assert (
+        body(confirmed)["Message"] == "Your subscription for smtp://mail.example.org is confirmed"
+    )
+    assert body(confirmed)["target"] == "smtp://mail.example.org:25"
+    (subscription,) = items("subscriptions")
+    assert subscription["target"] == "smtp://mail.example.org:25"
+    gone = client.http.delete(user_path(uuid=subscription["token"]))
+    assert body(gone)["Message"] == "You will get no more emails about smtp://mail.example.org"
+    assert items("subscriptions") == []
+
+
+def test_subscribe_with_a_protocol_parameter(client):
+    response = client.http.put(user_path(domain="mail.example.org", protocol="imap", days="7"))
+    assert response.status_code == 200
+    assert items("pending")[0]["target"] == "imap://mail.example.org:143"
+
+
+def test_a_direct_tls_scheme_is_stored_as_plain_tls(client):
+    assert subscribe(client, domain="imaps://mail.example.org").status_code == 200
+    assert items("pending")[0]["target"] == "mail.example.org:993"
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ({"domain": "gopher://example.org"}, "unknown scheme"),
+        ({"domain": "example.org", "protocol": "telnet"}, "unknown protocol"),
+        ({"domain": "smtp://example.org", "protocol": "imap"}, "differs"),
+        ({"domain": "https://example.org:0/"}, "port"),
+        ({"domain": "smtp://example.org:0"}, "port"),
+    ],
+)
+def test_subscribe_refuses_bad_protocols(offline_client, query, fragment):
+    response = offline_client.http.put(user_path(**query))
+    assert response.status_code == 400
+    assert fragment in body(response)["Message"]
+
+
+def test_subscribe_refuses_a_private_smtp_server(offline_client):
+    response = subscribe(offline_client, domain="smtp://10.0.0.25")
+    assert response.status_code == 403
+
+
+def test_check_now_over_starttls(client, private_allowed, starttls_server, test_pki):
+    leaf = test_pki.leaf(dns=["localhost"], ips=["127.0.0.1"])
+    server = starttls_server("smtp", [leaf, test_pki.intermediate])
+    response = client.http.get(f"/check/127.0.0.1?port={server.port}&protocol=smtp")
+    assert response.status_code == 200
+    result = body(response)
+    assert (result["status"], result["protocol"]) == ("ok", "smtp")
+    assert result["response"].startswith(f"SSL certificate for smtp://127.0.0.1:{server.port} ")
+    assert server.agreed == 1
+
+
+def test_check_now_of_a_server_without_starttls(client, private_allowed, starttls_server, test_pki):
+    leaf = test_pki.leaf(dns=["localhost"], ips=["127.0.0.1"])
+    server = starttls_server("imap", [leaf, test_pki.intermediate], "not_offered")
+    path = quote(f"imap://127.0.0.1:{server.port}", safe="")
+    result = body(client.http.get(f"/check/{path}"))
+    assert (result["status"], result["protocol"]) == ("error", "imap")
+    assert result["problems"][0]["code"] == "tls_error"
+    assert "does not offer STARTTLS" in result["problems"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/check/example.org?protocol=telnet",
+        "/check/example.org:0?protocol=smtp",
+        "/check/example.org?protocol=smtp&port=0",
+        "/check/" + quote("https://example.org:0/", safe=""),
+        "/check/" + quote("smtp://example.org", safe="") + "?protocol=pop3",
+    ],
+)
+def test_check_now_refuses_bad_protocols(offline_client, path):
+    response = offline_client.http.get(path)
+    assert response.status_code == 400

@@ -149,3 +149,46 @@ def test_usage_errors_exit_3_with_one_line(capsys, args):
 
 def test_private_targets_are_allowed_on_the_command_line(capsys, servers, root_file):
     assert run(capsys, f"127.0.0.1:{servers['ok'].port}", "--cafile", root_file)[0] == 0
+
+
+@pytest.mark.parametrize("protocol", ["smtp", "ldap", "postgres"])
+def test_starttls_option(capsys, starttls_server, pki, root_file, protocol):
+    server = starttls_server(protocol, [pki.leaf(ips=["127.0.0.1"]), pki.intermediate])
+    args = (f"127.0.0.1:{server.port}", "--starttls", protocol, "--cafile", root_file)
+    status, out, _ = run(capsys, *args)
+    assert status == 0, out
+    assert out[0].startswith(f"{protocol}://127.0.0.1:{server.port}  OK  "), out
+    status, out, _ = run(capsys, *args, "--json")
+    assert json.loads(out[0])["protocol"] == protocol
+
+
+def test_starttls_url_and_port_option(capsys, starttls_server, pki, root_file):
+    server = starttls_server("pop3", [pki.leaf(ips=["127.0.0.1"]), pki.intermediate])
+    status, out, _ = run(
+        capsys, "pop3://127.0.0.1", "--port", str(server.port), "--cafile", root_file
+    )
+    assert status == 0, out
+
+
+def test_server_without_starttls_exits_3(capsys, starttls_server, pki):
+    server = starttls_server("smtp", [pki.leaf(ips=["127.0.0.1"])], "not_offered")
+    status, out, _ = run(capsys, f"127.0.0.1:{server.port}", "--starttls", "smtp")
+    assert status == 3
+    assert "the server does not offer STARTTLS" in out[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--starttls", "telnet", "localhost"],
+        ["--starttls", "tls", "localhost"],
+        ["--starttls", "smtp", "imap://localhost"],
+        ["gopher://localhost"],
+        ["https://localhost:0/"],
+        ["--starttls", "smtp", "localhost:0"],
+    ],
+)
+def test_starttls_usage_errors(capsys, args):
+    status, out, err = run(capsys, *args)
+    assert status == 3
+    assert out == [] and err[0].startswith("sslnotify: error: "), err

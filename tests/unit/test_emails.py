@@ -178,6 +178,18 @@ def test_report_goes_to_the_operator():
         ("[::1]:8443", {"host": "::1", "port": 8443}, "[::1]:8443"),
         ("xn--bcher-kva.example:8443", None, "bücher.example:8443"),
         ("xn--bcher-kva.example:443", {"host": "bücher.example", "port": 443}, "bücher.example"),
+        ("smtp://mail.example:25", None, "smtp://mail.example"),
+        ("smtp://mail.example:2525", None, "smtp://mail.example:2525"),
+        (
+            "imap://xn--bcher-kva.example:143",
+            {"host": "bücher.example", "port": 143, "protocol": "imap"},
+            "imap://bücher.example",
+        ),
+        (
+            "mail.example:993",
+            {"host": "mail.example", "port": 993, "protocol": "tls"},
+            "mail.example:993",
+        ),
     ],
 )
 def test_display_target(target, result_, shown):

@@ -206,3 +206,25 @@ def test_every_check_answers_a_value_or_a_clear_refusal(value, port):
             check(value)
         except BadInput as error:
             assert error.message and len(error.message) < 2000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, None), ("", None), ("SMTP", "smtp"), ("postgresql", "postgres")]
+)
+def test_protocol(value, expected):
+    assert validation.protocol(value) == expected
+
+
+@pytest.mark.parametrize("value", ["telnet", "smtp\r\n", "x" * 50, 25])
+def test_protocol_refuses_unknown_names(value):
+    with pytest.raises(BadInput):
+        validation.protocol(value)
+
+
+def test_target_with_protocol_and_port():
+    assert validation.target("mail.example.com", None, "smtp").key == "smtp://mail.example.com:25"
+    assert validation.target("mail.example.com", 2525, "smtp").key == "smtp://mail.example.com:2525"
+    assert validation.target("smtp://mail.example.com", 25).key == "smtp://mail.example.com:25"
+    assert validation.target("smtp://mail.example.com", 587).port == 587  # port= fills a gap
+    with pytest.raises(BadInput, match="differs"):
+        validation.target("smtp://mail.example.com:25", 587)
