@@ -313,3 +313,27 @@ def test_record_results_refuses_malformed_batches_and_writes_nothing(stack, fiel
     answer = handler({"action": "record_results", "day": DAY1, **fields}, None)
     assert answer["errorType"] == "PayloadError"
     assert aws.table("checkstate").scan()["Items"] == []
+
+
+def test_the_sweep_checks_starttls_subscriptions_over_their_protocol(stack):
+    from tests.starttls_servers import StartTLSServer
+
+    mail = StartTLSServer("smtp", [stack.leaf(days_left=5), stack.pki.intermediate])
+    directory = StartTLSServer("ldap", [stack.leaf(days_left=80), stack.pki.intermediate])
+    stack.servers += [mail, directory]
+    smtp_target = f"smtp://127.0.0.1:{mail.port}"
+    stack.subscribe(ANN, smtp_target)
+    stack.subscribe(BOB, smtp_target)
+    stack.subscribe(CY, f"ldap://127.0.0.1:{directory.port}")
+    stack.sweep(DAY1)
+    assert mail.agreed == 1  # one STARTTLS probe for both watchers
+    assert directory.agreed == 1
+    (alert,) = stack.mail_to(ANN)
+    assert alert["Subject"] == f"SSL alert for {smtp_target}: certificate expires in 5 days"
+    assert smtp_target in text_of(alert)
+    assert len(stack.mail_to(BOB)) == 1
+    assert stack.mail_to(CY) == []
+    assert stack.lambdas.failures == []
+    checked = [c.payload for c in stack.lambdas.calls if c.function == "checker"]
+    keys = {group["target"] for payload in checked for group in payload["targets"]}
+    assert keys == {smtp_target, f"ldap://127.0.0.1:{directory.port}"}
