@@ -256,6 +256,63 @@ def test_subscribe_confirm_and_unsubscribe(page, local_stack, watch):
     assert_quiet_except_api_errors(watch, local_stack)
 
 
+def starttls_server(stack, protocol: str, days_left: int):
+    """Start a loopback STARTTLS server whose leaf, from the stack's PKI, expires in days_left."""
+    from datetime import timedelta
+
+    from tests.starttls_servers import StartTLSServer
+
+    leaf = stack.pki.leaf(
+        ips=("127.0.0.1",), dns=("localhost",), not_after=stack.pki.now + timedelta(days=days_left)
+    )
+    return StartTLSServer(protocol, [leaf, stack.pki.intermediate])
+
+
+def test_check_now_of_a_mail_server_over_starttls(page, local_stack, watch):
+    with starttls_server(local_stack, "smtp", 80) as server:
+        assert check(page, local_stack, f"smtp://127.0.0.1:{server.port}") == "ok"
+        assert server.agreed == 1
+    title = page.locator("#result-title").inner_text()
+    assert title == f"OK: smtp://127.0.0.1:{server.port}"
+    assert f"smtp://127.0.0.1:{server.port}" in page.locator("#result-sentence").inner_text()
+    assert_quiet(watch, local_stack)
+
+
+def test_an_unknown_scheme_is_refused_in_the_form(page, local_stack, watch):
+    page.goto(page_url(local_stack, "index"))
+    page.get_by_label("Host").fill("gopher://example.com")
+    page.get_by_role("button", name="Check now").click()
+    assert "Unknown scheme gopher://" in page.locator("#host-error").inner_text()
+    assert not [url for url in watch["requests"] if url.startswith(local_stack.api_url)]
+
+
+def test_subscribe_to_a_mail_server_from_the_form(page, local_stack, watch):
+    with starttls_server(local_stack, "smtp", 9) as server:
+        address = f"mail-{server.port}@example.com"
+        target = f"smtp://127.0.0.1:{server.port}"
+        page.goto(page_url(local_stack, "index"))
+        page.get_by_label("Host").fill(target)
+        page.get_by_role("button", name="Remind me").click()
+        page.get_by_role("dialog").wait_for()
+        page.locator("#email").fill(address)
+        assert f"when the certificate of {target}" in page.locator("#remind-summary").inner_text()
+        page.get_by_role("button", name="Send the confirmation email").click()
+        page.locator("#remind-status.alert-success").wait_for()
+        confirmation = local_stack.wait_for_email(to=address, subject="Confirm")
+        assert target in confirmation.text
+        confirm_url = link_in(confirmation, "confirm.html")
+        page.goto(page_url(local_stack, "confirm", urlsplit(confirm_url).query))
+        page.locator("#outcome.alert-success").wait_for()
+        assert f"{target} is confirmed" in page.locator("#outcome").inner_text()
+        local_stack.trigger("cron")
+        alert = local_stack.wait_for_email(
+            to=address, subject=f"SSL alert for {target}", timeout=60
+        )
+        assert server.agreed >= 1
+    assert "expires in 9 days" in alert.subject or "expires in 8 days" in alert.subject
+    assert_quiet(watch, local_stack)
+
+
 def assert_quiet_except_api_errors(watch, stack) -> None:
     """Like assert_quiet, but a 4xx the page showed in words is an expected console line."""
     watch["errors"] = [line for line in watch["errors"] if not re.search(r"status of 4\d\d", line)]

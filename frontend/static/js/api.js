@@ -7,6 +7,13 @@
   // only spare a round trip and say the same thing the API would.
   var LIMITS = { name: 100, email: 254, message: 5000, daysMin: 1, daysMax: 365 };
   var EMAIL_PATTERN = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+  // URL schemes the API knows (chalicelib/checker/targets.py): the first group upgrades to TLS
+  // with STARTTLS, the second speaks TLS at once; each with its default port.
+  var STARTTLS_PORTS = {
+    smtp: 25, submission: 587, imap: 143, pop3: 110, ftp: 21, xmpp: 5222, ldap: 389,
+    postgres: 5432, postgresql: 5432
+  };
+  var DIRECT_TLS_PORTS = { https: 443, http: 443, smtps: 465, imaps: 993, pop3s: 995, ldaps: 636 };
 
   function ApiError(status, code, message) {
     this.status = status;
@@ -70,14 +77,32 @@
   }
 
   /* Read a target as people type or paste it: "example.com", "example.com:8443",
-   * "https://example.com:8443/path", "[2001:db8::1]:443", "bücher.example".
-   * Returns {host, port (number or null), text (HOST[:PORT] for the API)} or {error}. */
+   * "https://example.com:8443/path", "[2001:db8::1]:443", "bücher.example",
+   * "smtp://mail.example.com" (STARTTLS), "imaps://mail.example.com" (TLS on 993).
+   * Returns {host, port (number or null), protocol (a STARTTLS protocol, or null for TLS),
+   * text (HOST[:PORT], or PROTOCOL://HOST[:PORT], for the API)} or {error}. */
   function parseTarget(input) {
     var text = $.trim(String(input || ""));
     if (!text) {
       return { error: sentence("domain is missing: enter a host name such as example.com") };
     }
-    text = text.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ""); // a pasted URL's scheme
+    var protocol = null;
+    var schemePort = null;
+    var scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text);
+    if (scheme) {
+      var name = scheme[1].toLowerCase();
+      if (Object.prototype.hasOwnProperty.call(STARTTLS_PORTS, name)) {
+        protocol = name === "postgresql" ? "postgres" : name;
+        schemePort = STARTTLS_PORTS[name];
+      } else if (Object.prototype.hasOwnProperty.call(DIRECT_TLS_PORTS, name)) {
+        schemePort = DIRECT_TLS_PORTS[name] === 443 ? null : DIRECT_TLS_PORTS[name];
+      } else {
+        return { error: "Unknown scheme " + name + "://. Use a host name, https://, or one " +
+          "of smtp://, submission://, imap://, pop3://, ftp://, xmpp://, ldap://, " +
+          "postgres://, smtps://, imaps://, pop3s://, ldaps://." };
+      }
+      text = text.slice(scheme[0].length);
+    }
     text = text.split(/[/?#]/)[0]; // and its path, query or fragment
     text = text.replace(/^[^@]*@/, ""); // and any user:password@
     var host = text;
@@ -99,9 +124,17 @@
         return { error: sentence("port must be a whole number from 1 to 65535") };
       }
       port = Number(port);
+    } else if (schemePort !== null && protocol === null) {
+      port = schemePort; // imaps://host is TLS on 993: send the port, the API sees no scheme
     }
     var shown = host.indexOf(":") >= 0 ? "[" + host + "]" : host;
-    return { host: host, port: port, text: port === null ? shown : shown + ":" + port };
+    var where = port === null ? shown : shown + ":" + port;
+    return {
+      host: host,
+      port: port,
+      protocol: protocol,
+      text: protocol === null ? where : protocol + "://" + where
+    };
   }
 
   /* Turn one of the API's messages ("email address is missing") into a sentence to show. */

@@ -49,8 +49,9 @@
       "The server did not answer in time. Check that it is reachable from the internet and not " +
       "overloaded, then try again."],
     tls_error: ["TLS handshake failed",
-      "The connection worked but TLS did not. Check that this port serves HTTPS (TLS) and the " +
-      "server's TLS settings."]
+      "The connection worked but TLS did not. Check that this port serves HTTPS (TLS), or for a " +
+      "mail, directory or database address (smtp://…) that the server offers STARTTLS, and " +
+      "the server's TLS settings."]
   };
 
   var $form = $("#check-form");
@@ -89,6 +90,9 @@
     var query = { days: input.days };
     if (input.target.port !== null) {
       query.port = input.target.port;
+    }
+    if (input.target.protocol !== null) {
+      query.protocol = input.target.protocol;
     }
     sslnotify.clearMessage($status);
     $result.addClass("d-none");
@@ -132,6 +136,10 @@
     var status = STATUSES[result.status] || STATUSES.error;
     var hostShown = result.port && result.port !== 443 ? result.host + ":" + result.port
       : result.host;
+    if (result.protocol && result.protocol !== "tls") {
+      hostShown = result.protocol + "://" +
+        (result.host.indexOf(":") >= 0 ? "[" + result.host + "]" : result.host) + ":" + result.port;
+    }
     $("#result-header").attr("class", "card-header " + status.css);
     $("#result-title").text(status.label + ": " + hostShown);
     $result.attr("data-status", result.status);
