@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "targets",
         nargs="+",
         metavar="TARGET",
-        help="host, host:port, [IPv6]:port, an IP address or a URL",
+        help="host, host:port, [IPv6]:port, an IP address or a URL (smtp://host: STARTTLS)",
     )
     parser.add_argument(
         "--days", default="30", help="alert this many days before expiry (1-365) or 'auto'"

@@ -31,7 +31,9 @@ def _groups(targets: Any) -> list[dict[str, Any]]:
     for group in targets:
         subscriptions = group.get("subscriptions") if isinstance(group, Mapping) else None
         if not isinstance(group, Mapping) or not isinstance(group.get("target"), str):
-            raise PayloadError("each entry of targets needs a target key (host:port)")
+            raise PayloadError(
+                "each entry of targets needs a target key (host:port or smtp://host:port)"
+            )
         if not isinstance(subscriptions, list) or not all(
             isinstance(s, Mapping) and isinstance(s.get("subscriber"), str) for s in subscriptions
         ):

@@ -97,10 +97,12 @@ query_value = st.one_of(
     st.from_regex(r"[A-Za-z0-9_-]{16,128}", fullmatch=True),
     domains(),
     st.sampled_from(["", "0", "-1", "366", "auto", "AUTO", "1e3", "0x10", "30", "65536", "1"]),
+    st.sampled_from(["smtp", "tls", "POSTGRESQL", "smtp://example.com:0", "gopher://x"]),
     st.integers(-(2**70), 2**70).map(str),
 )
 query = st.dictionaries(
-    st.sampled_from(["domain", "days", "uuid", "port", "host", "email", "x"]) | wild_text,
+    st.sampled_from(["domain", "days", "uuid", "port", "protocol", "host", "email", "x"])
+    | wild_text,
     query_value,
     max_size=4,
 )
