@@ -133,7 +133,7 @@ def _instrument(recorder: Recorder) -> None:
     import lambdas.checker
     import lambdas.cron
 
-    recorder.wrap(lambdas.checker, "evaluate_group", "checker.evaluate")
+    recorder.wrap(lambdas.checker, "judge_group", "checker.evaluate")
     recorder.wrap(lambdas.cron, "scan_all", "cron.scan")
     recorder.wrap(lambdas.cron, "plan_batches", "cron.plan")
 
