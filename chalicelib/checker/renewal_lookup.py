@@ -64,11 +64,13 @@ class RenewalLookup:
         return judge.Renewal(ct=found, ari=ari)
 
     def _search(self, evidence: Evidence, leaf: x509.Certificate) -> judge.CTFinding | None:
-        names = [name for name in _dns_names(leaf) if not name.startswith("*.")] or _dns_names(leaf)
-        if not names or evidence.target.is_ip:
+        names = [name for name in _dns_names(leaf) if not name.startswith("*.")]
+        # An address as target: ask about the name the certificate itself gives first.
+        query = names[0] if evidence.target.is_ip and names else evidence.target.host_ascii
+        if evidence.target.is_ip and not names:
             return None
         try:
-            issuances = self.ct.issuances(evidence.target.host_ascii)
+            issuances = self.ct.issuances(query)
         except OutsideUnavailable as error:
             return judge.CTFinding(error=f"the CT search is unavailable: {error}")
         try:
