@@ -16,7 +16,7 @@ from chalicelib.checker.ct import CTSearch
 from chalicelib.checker.renewal_lookup import RenewalLookup
 from chalicelib.checker.trust import TrustStore
 from tests.certs import Issued, make_key, make_pki
-from tests.renewal_services import issuance_json, renewal_services  # noqa: F401
+from tests.renewal_services import issuance_json
 
 DAY = timedelta(days=1)
 NAMES = ["localhost", "www.localhost"]
@@ -138,7 +138,9 @@ def test_a_renewal_for_other_names_is_not_this_ones(tls_server, pki, trust, now,
 
 def test_a_certificate_far_from_expiry_never_asks_ct(tls_server, pki, trust, now, renewal_services):
     served = leaf(pki, not_before=now - 10 * DAY, days=90)
-    result = check(tls_server([served, pki.intermediate]), trust, lookup(renewal_services, ari=False))
+    result = check(
+        tls_server([served, pki.intermediate]), trust, lookup(renewal_services, ari=False)
+    )
     assert result.status == "ok"
     assert renewal_services.count("/v1/issuances") == 0
     assert result.to_dict()["renewal"] is None

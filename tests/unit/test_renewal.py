@@ -99,7 +99,9 @@ def test_messages_say_what_happened_and_what_to_do():
 @pytest.mark.parametrize(
     "renewal",
     [
-        Renewal(ct=CTFinding(newer=issuance()), ari=RenewalWindow(NOW, NOW + DAY, "https://x.test/")),
+        Renewal(
+            ct=CTFinding(newer=issuance()), ari=RenewalWindow(NOW, NOW + DAY, "https://x.test/")
+        ),
         Renewal(ct=CTFinding(), ari=None),
         Renewal(ct=CTFinding(error="the CT search is unavailable: HTTP 429"), ari=None),
         Renewal(ct=None, ari=RenewalWindow(error="malformed")),
