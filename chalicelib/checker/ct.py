@@ -23,6 +23,7 @@ from chalicelib.checker.renewal import Issuance
 DEFAULT_URL = "https://api.certspotter.com/v1/issuances"
 CACHE_SECONDS = 24 * 3600  # at most one search per name per day
 MAX_PAGES = 3
+FULL_PAGE = 100  # a shorter page is the last one: no request just to find an empty page
 MAX_CACHED = 10_000
 
 
@@ -110,6 +111,6 @@ class CTSearch:
             found += page
             last = answer.data[-1] if answer.data else None
             after = last.get("id") if isinstance(last, dict) else None
-            if not page or not isinstance(after, str):
+            if len(answer.data) < FULL_PAGE or not isinstance(after, str):
                 break
         return found

@@ -258,3 +258,32 @@ def test_a_malformed_ari_answer_is_unknown_never_an_alert(
     ari = result.to_dict()["renewal"]["ari"]
     assert ari["windowStart"] is None
     assert "renewal information" in ari["message"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "ct_asked", "ari_asked"),
+    [([], 1, 1), (["--no-ct"], 0, 1), (["--no-ari"], 1, 0), (["--no-ct", "--no-ari"], 0, 0)],
+)
+def test_the_cli_consults_both_unless_told_not_to(
+    capsys, monkeypatch, tls_server, pki, now, renewal_services, ca_file, flags, ct_asked, ari_asked
+):
+    from chalicelib import cli
+    from chalicelib.config import reset_settings
+
+    served = leaf(pki, not_before=now - 80 * DAY, days=85)
+    renewed = leaf(pki, not_before=now - 2 * DAY, days=90)
+    renewal_services.issuances["localhost"] = [issuance_json(renewed, NAMES)]
+    monkeypatch.setenv("SSLNOTIFY_CT", "1")
+    monkeypatch.setenv("SSLNOTIFY_ARI", "1")
+    monkeypatch.setenv("SSLNOTIFY_CT_URL", renewal_services.ct_url)
+    directories = f'{{"Renewal Test Intermediate CA": "{renewal_services.directory_url}"}}'
+    monkeypatch.setenv("SSLNOTIFY_ACME_DIRECTORIES", directories)
+    reset_settings()
+    server = tls_server([served, pki.intermediate])
+    target, root = f"localhost:{server.port}", ca_file(pki.root)
+    status = cli.main(["check", target, "--ip", "127.0.0.1", "--cafile", root, *flags])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert renewal_services.count("/v1/issuances") == ct_asked
+    assert renewal_services.count("/ari/") == ari_asked
+    assert ("still serves the old one" in out) is bool(ct_asked)
