@@ -313,3 +313,28 @@ def test_record_results_refuses_malformed_batches_and_writes_nothing(stack, fiel
     answer = handler({"action": "record_results", "day": DAY1, **fields}, None)
     assert answer["errorType"] == "PayloadError"
     assert aws.table("checkstate").scan()["Items"] == []
+
+
+def test_the_sweep_says_when_a_renewal_was_not_deployed(stack, monkeypatch, renewal_services):
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.config import reset_settings
+    from tests.renewal_services import issuance_json
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    server = stack.serve(days_left=5, not_before=now - timedelta(days=80))
+    renewed = stack.leaf(80)
+    renewal_services.issuances["localhost"] = [issuance_json(renewed, ["localhost", "127.0.0.1"])]
+    monkeypatch.setenv("SSLNOTIFY_CT", "1")
+    monkeypatch.setenv("SSLNOTIFY_CT_URL", renewal_services.ct_url)
+    reset_settings()
+    stack.subscribe(ANN, server.address)
+    stack.sweep(DAY1)
+    (alert,) = stack.mail_to(ANN)
+    text = " ".join(text_of(alert).split())
+    assert "A renewed certificate was issued on" in text
+    assert f"serial {renewed.cert.serial_number:x}" in text
+    assert "but 127.0.0.1 still serves the old one: reload or redeploy your server" in text
+    assert "What to do: the renewal has already happened" in text
+    assert renewal_services.count("/v1/issuances") == 1
+    assert stack.lambdas.failures == []
