@@ -27,7 +27,8 @@ LEAF_CODES = {
     "weak_key",
 }
 UNREACHABLE_CODES = {"dns_error", "connect_error", "timeout", "tls_error"}
-_URL = re.compile(r"https?://[^\s<>\"]+")
+# A link ends before trailing punctuation: "see https://ca.example/x." links to …/x.
+_URL = re.compile(r"https?://[^\s<>\"]*[^\s<>\".,;:!?)]")
 
 
 @dataclass(frozen=True)
