@@ -82,12 +82,20 @@ def evaluate_group(
 
 def brief(result: Mapping[str, Any]) -> dict[str, Any]:
     """Return what data keeps of a result (alerting.summarize reads only these fields)."""
-    return {
+    kept = {
         "status": result.get("status"),
         "daysLeft": result.get("daysLeft"),
         "notAfter": result.get("notAfter"),
         "problems": [{"code": p.get("code")} for p in result.get("problems") or []],
     }
+    unknown = [
+        name
+        for name, part in (result.get("renewal") or {}).items()
+        if isinstance(part, dict) and part.get("message")
+    ]
+    if unknown:  # for the daily report: the outside sources (CT, ARI) that did not answer
+        kept["renewalUnknown"] = unknown
+    return kept
 
 
 def _brief_group(entry: Mapping[str, Any]) -> dict[str, Any]:

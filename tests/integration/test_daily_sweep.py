@@ -338,3 +338,28 @@ def test_the_sweep_says_when_a_renewal_was_not_deployed(stack, monkeypatch, rene
     assert "What to do: the renewal has already happened" in text
     assert renewal_services.count("/v1/issuances") == 1
     assert stack.lambdas.failures == []
+
+
+def test_a_ct_service_that_is_down_fails_no_check_and_the_report_counts_it(
+    stack, monkeypatch, renewal_services
+):
+    from chalicelib.config import reset_settings
+    from chalicelib.report import compose
+
+    renewal_services.mode = "down"
+    monkeypatch.setenv("SSLNOTIFY_CT", "1")
+    monkeypatch.setenv("SSLNOTIFY_CT_URL", renewal_services.ct_url)
+    reset_settings()
+    expiring, good = stack.serve(days_left=5), stack.serve(days_left=80)
+    stack.subscribe(ANN, expiring.address)
+    stack.subscribe(BOB, good.address)
+    stack.sweep(DAY1)
+    (alert,) = stack.mail_to(ANN)
+    assert alert["Subject"] == f"SSL alert for {expiring.address}: certificate expires in 5 days"
+    counts = invoke_data("report_counts", day=DAY1, since=f"{DAY1}T00:00:00Z")
+    assert counts["renewal_unknown"] == 1  # only the expiring target asked CT
+    assert counts["errors"] == 0
+    from datetime import UTC, datetime
+
+    report = compose(datetime(2026, 11, 20, 7, tzinfo=UTC), {"subscriptions": 2}, counts, {})
+    assert "renewal information (CT logs, the CA's ARI) unknown for 1 target" in report.text
