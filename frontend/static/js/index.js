@@ -187,7 +187,7 @@
       } else {
         $ari.text(formatDates(ari.windowStart).utc + " to " + formatDates(ari.windowEnd).utc);
         if (/^https?:\/\//.test(ari.explanationURL || "")) {
-          $ari.append(document.createTextNode(" "));
+          $ari.append($("<span>").text(" "));
           $ari.append($("<a>").attr({ href: ari.explanationURL, rel: "noopener noreferrer" })
             .text("the CA's explanation"));
         }
