@@ -101,6 +101,7 @@ class RenewalInfo:
     calls: int = 0
     _endpoints: dict[str, tuple[float, str]] = field(default_factory=dict)
     _cache: dict[str, tuple[float, RenewalWindow]] = field(default_factory=dict)
+    _flights: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def directory_for(self, leaf: x509.Certificate) -> str | None:
@@ -118,22 +119,31 @@ class RenewalInfo:
         if directory is None or cert_id is None:
             return None
         moment = time.time() if now is None else now
+        with self._flight(cert_id):  # one request per certificate, however many ask at once
+            with self._lock:
+                cached = self._cache.get(cert_id)
+            if cached and moment < cached[0]:
+                return cached[1]
+            try:
+                endpoint = self._endpoint(directory, moment)
+                answer = self._get(f"{endpoint.rstrip('/')}/{cert_id}")
+                found = parse_renewal_info(answer.data)
+                wait = min(max(answer.retry_after or 0.0, DAY), MAX_CACHE_SECONDS)
+            except OutsideUnavailable as error:
+                # Remembered for a day too: a failing CA costs one request a certificate a day.
+                found = RenewalWindow(error=f"the CA's renewal information is unavailable: {error}")
+                wait = DAY
+            with self._lock:
+                if len(self._cache) >= MAX_CACHED:
+                    self._cache.clear()
+                self._cache[cert_id] = (moment + wait, found)
+            return found
+
+    def _flight(self, key: str) -> threading.Lock:
         with self._lock:
-            cached = self._cache.get(cert_id)
-        if cached and moment < cached[0]:
-            return cached[1]
-        try:
-            endpoint = self._endpoint(directory, moment)
-            answer = self._get(f"{endpoint.rstrip('/')}/{cert_id}")
-        except OutsideUnavailable as error:
-            return RenewalWindow(error=f"the CA's renewal information is unavailable: {error}")
-        found = parse_renewal_info(answer.data)
-        wait = min(max(answer.retry_after or 0.0, DAY), MAX_CACHE_SECONDS)
-        with self._lock:
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[cert_id] = (moment + wait, found)
-        return found
+            if len(self._flights) >= MAX_CACHED:
+                self._flights.clear()
+            return self._flights.setdefault(key, threading.Lock())
 
     def _get(self, url: str):
         with self._lock:

@@ -76,22 +76,39 @@ class CTSearch:
     api_key: str | None = None
     session: requests.Session = field(default_factory=requests.Session)
     calls: int = 0
-    _cache: dict[str, tuple[float, list[Issuance]]] = field(default_factory=dict)
+    _cache: dict[str, tuple[float, list[Issuance] | OutsideUnavailable]] = field(
+        default_factory=dict
+    )
+    _flights: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issuances(self, host_ascii: str, now: float | None = None) -> list[Issuance]:
         """Return the unexpired issuances logged for a name; raise OutsideUnavailable."""
         moment = time.time() if now is None else now
-        with self._lock:
-            cached = self._cache.get(host_ascii)
+        with self._flight(host_ascii):  # one search per name, however many ask at once
+            with self._lock:
+                cached = self._cache.get(host_ascii)
             if cached and moment - cached[0] < CACHE_SECONDS:
+                if isinstance(cached[1], OutsideUnavailable):
+                    raise cached[1]
                 return cached[1]
-        found = self._search(host_ascii)
+            try:
+                found: list[Issuance] | OutsideUnavailable = self._search(host_ascii)
+            except OutsideUnavailable as error:
+                found = error  # remembered too: a failing service costs one search a name a day
+            with self._lock:
+                if len(self._cache) >= MAX_CACHED:
+                    self._cache.clear()
+                self._cache[host_ascii] = (moment, found)
+            if isinstance(found, OutsideUnavailable):
+                raise found
+            return found
+
+    def _flight(self, key: str) -> threading.Lock:
         with self._lock:
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[host_ascii] = (moment, found)
-        return found
+            if len(self._flights) >= MAX_CACHED:
+                self._flights.clear()
+            return self._flights.setdefault(key, threading.Lock())
 
     def _search(self, host_ascii: str) -> list[Issuance]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None

@@ -287,3 +287,29 @@ def test_the_cli_consults_both_unless_told_not_to(
     assert renewal_services.count("/v1/issuances") == ct_asked
     assert renewal_services.count("/ari/") == ari_asked
     assert ("still serves the old one" in out) is bool(ct_asked)
+
+
+def test_a_failing_service_is_asked_once_a_day_however_many_ask_at_once(pki, now, renewal_services):
+    from concurrent.futures import ThreadPoolExecutor
+
+    served = leaf(pki, not_before=now - 10 * DAY, days=90)
+    sources = lookup(renewal_services, timeout=1.0)
+    renewal_services.mode = "down"
+    with ThreadPoolExecutor(8) as pool:
+        windows = list(pool.map(lambda _: sources.ari.window(served.cert), range(16)))
+        searches = list(pool.map(lambda _: _search_error(sources.ct), range(16)))
+    assert all(window.error for window in windows)
+    assert all(searches)
+    assert renewal_services.count("/acme/directory") == 1
+    assert renewal_services.count("/v1/issuances") == 1
+    assert sources.calls == 2
+
+
+def _search_error(ct) -> str | None:
+    from chalicelib.checker.outside import OutsideUnavailable
+
+    try:
+        ct.issuances("localhost")
+    except OutsideUnavailable as error:
+        return error.message
+    return None
