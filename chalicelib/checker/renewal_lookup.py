@@ -25,6 +25,9 @@ from chalicelib.checker.evaluate import CheckResult, Problem, status_of
 from chalicelib.checker.outside import OutsideUnavailable
 from chalicelib.checker.probe import Evidence
 from chalicelib.config import Settings
+from chalicelib.logs import get_logger
+
+logger = get_logger(__name__)
 
 CT_WHEN = frozenset({"expiring", "expired"})  # the leaf is in its warning period, or past it
 MAX_THREADS = 16
@@ -142,6 +145,17 @@ def amend(result: CheckResult, renewal: judge.Renewal | None) -> CheckResult:
     )
 
 
+def _consult_safely(
+    lookup: RenewalLookup, evidence: Evidence, results: Sequence[CheckResult]
+) -> judge.Renewal | None:
+    """Consult, and let no surprise from a server's bytes or a service fail the check."""
+    try:
+        return lookup.consult(evidence, results)
+    except Exception:
+        logger.exception("renewal lookup failed", target=evidence.target.key)
+        return None
+
+
 def amend_all(
     lookup: RenewalLookup, judged: Sequence[tuple[Evidence, Sequence[CheckResult]]]
 ) -> list[list[CheckResult]]:
@@ -149,7 +163,7 @@ def amend_all(
     if not lookup.enabled or not judged:
         return [list(results) for _evidence, results in judged]
     with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(judged))) as pool:
-        found = list(pool.map(lambda item: lookup.consult(item[0], item[1]), judged))
+        found = list(pool.map(lambda item: _consult_safely(lookup, *item), judged))
     return [
         [amend(result, renewal) for result in results]
         for (_evidence, results), renewal in zip(judged, found, strict=True)
