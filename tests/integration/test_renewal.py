@@ -313,3 +313,17 @@ def _search_error(ct) -> str | None:
     except OutsideUnavailable as error:
         return error.message
     return None
+
+
+def test_a_lookup_that_raises_leaves_the_results_as_judged(tls_server, pki, trust, now):
+    from chalicelib.checker import renewal_lookup
+
+    class Exploding(RenewalLookup):
+        def consult(self, evidence, results):
+            raise RuntimeError("a surprise from a hostile certificate")
+
+    served = leaf(pki, not_before=now - 80 * DAY, days=85)
+    sources = Exploding(ct=CTSearch(url="http://127.0.0.1:9/"))
+    result = check(tls_server([served, pki.intermediate]), trust, sources)
+    assert codes(result) == ["expiring"]
+    assert result.renewal is None
