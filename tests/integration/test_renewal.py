@@ -316,7 +316,6 @@ def _search_error(ct) -> str | None:
 
 
 def test_a_lookup_that_raises_leaves_the_results_as_judged(tls_server, pki, trust, now):
-    from chalicelib.checker import renewal_lookup
 
     class Exploding(RenewalLookup):
         def consult(self, evidence, results):
