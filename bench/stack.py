@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import socket
 import time
@@ -34,6 +35,17 @@ class Running:
     settings: Settings
     recorder: Recorder
     console: io.StringIO
+    outside: Any = None  # the loopback stand-ins for the CT search and the CA's ARI
+
+    def outside_calls(self) -> dict[str, int]:
+        """Count the requests the functions sent to the CT and ARI stand-ins so far."""
+        if self.outside is None:
+            return {}
+        return {
+            "ct": self.outside.count("/v1/issuances"),
+            "ari": self.outside.count("/ari/"),
+            "acme_directory": self.outside.count("/acme/directory"),
+        }
 
     def console_lines(self) -> list[str]:
         """Return what the stack printed: emails, retries, function warnings and errors."""
@@ -133,7 +145,7 @@ def _instrument(recorder: Recorder) -> None:
     import lambdas.checker
     import lambdas.cron
 
-    recorder.wrap(lambdas.checker, "evaluate_group", "checker.evaluate")
+    recorder.wrap(lambdas.checker, "judge_group", "checker.evaluate")
     recorder.wrap(lambdas.cron, "scan_all", "cron.scan")
     recorder.wrap(lambdas.cron, "plan_batches", "cron.plan")
 
@@ -167,10 +179,18 @@ def local_stack(
 ) -> Iterator[Running]:
     """Start `sslnotify local` in this process on free ports with a fresh state directory."""
     from local.stack import Console, LocalStack
+    from tests.renewal_services import RenewalServices
 
     # The stack reads these through Settings.from_env; every function gets them.
     os.environ["SSLNOTIFY_SES_RATE"] = repr(ses_rate)
     os.environ["SSLNOTIFY_PREFIX"] = "sslnotify-bench"
+    # CT and ARI are on, as in AWS, but answered on loopback: the bench counts the calls.
+    outside = RenewalServices()
+    os.environ["SSLNOTIFY_CT"] = os.environ["SSLNOTIFY_ARI"] = "1"
+    os.environ["SSLNOTIFY_CT_URL"] = outside.ct_url
+    os.environ["SSLNOTIFY_ACME_DIRECTORIES"] = json.dumps(
+        {"sslnotify Bench Intermediate CA": outside.directory_url}
+    )
     args = argparse.Namespace(
         port=free_base_port(),
         state_dir=workdir / "state",
@@ -200,8 +220,9 @@ def local_stack(
     try:
         _instrument(recorder)
         lift_rate_limits()
-        yield Running(stack, captured["service"], stack.settings, recorder, console)
+        yield Running(stack, captured["service"], stack.settings, recorder, console, outside)
     finally:
+        outside.close()
         recorder.unwrap()
         with suppress(Exception):
             stack.stop(save=False)

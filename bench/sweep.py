@@ -141,7 +141,12 @@ def measure_stack(
     if args.tracemalloc:
         tracemalloc.start()
         baseline = tracemalloc.take_snapshot()
+    calls_before = running.outside_calls()
     sweep = runs.run_sweep(running, endpoints, day, subscriptions)
+    calls_after = running.outside_calls()
+    figures["outside_calls"] = {
+        name: count - calls_before.get(name, 0) for name, count in calls_after.items()
+    }
     if args.tracemalloc:
         figures["memory"] = memory_report(baseline)
     if sampler:
@@ -253,6 +258,12 @@ def report(figures: dict[str, Any]) -> None:
     say(
         f"probe failures {sweep['probe_failures']}; the local stack's state save "
         f"(every 10 s, left out of the runs) takes {figures['state_save_seconds']:.2f} s once"
+    )
+    calls = figures.get("outside_calls") or {}
+    say(
+        f"outside calls in the timed sweep: CT searches {calls.get('ct', 0)}, ARI "
+        f"{calls.get('ari', 0)}, ACME directories {calls.get('acme_directory', 0)} (loopback "
+        "stand-ins; per-name and per-certificate caches warm from the first sweep)"
     )
     say("timeline (s after the trigger): " + timeline(sweep["timeline"]))
     say(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 
 from chalicelib.checker import ssrf
 from chalicelib.checker.check import CheckRequest, check_many
 from chalicelib.checker.evaluate import CheckResult, Problem
+from chalicelib.checker.renewal_lookup import lookup_from
 from chalicelib.checker.targets import STARTTLS_PORTS, parse_target
 from chalicelib.checker.trust import default_trust, read_bundle
 from chalicelib.config import get_settings
@@ -44,6 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cafile", help="PEM file of extra trusted root certificates")
     parser.add_argument("--timeout", default="10", help="seconds allowed per target (10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+    parser.add_argument(
+        "--no-ct",
+        action="store_true",
+        help="do not search Certificate Transparency logs for an undeployed renewal",
+    )
+    parser.add_argument(
+        "--no-ari",
+        action="store_true",
+        help="do not ask the CA for its renewal window (ACME Renewal Information)",
+    )
 
 
 def parse_days(text: str) -> int | str:
@@ -160,6 +172,13 @@ def run(args: argparse.Namespace) -> int:
             concurrency=settings.probe_concurrency,
             allow_private=True,
             trust=trust,
+            renewal=lookup_from(
+                dataclasses.replace(
+                    settings,
+                    ct_enabled=settings.ct_enabled and not args.no_ct,
+                    ari_enabled=settings.ari_enabled and not args.no_ari,
+                )
+            ),
         )
     )
     for result in results:

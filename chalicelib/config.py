@@ -25,6 +25,21 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _directories(text: str | None) -> tuple[tuple[str, str], ...] | None:
+    """Read SSLNOTIFY_ACME_DIRECTORIES: a JSON object from issuer name to ACME directory URL."""
+    if not text:
+        return None
+    try:
+        table = json.loads(text)
+    except ValueError as error:
+        raise ConfigurationError(f"SSLNOTIFY_ACME_DIRECTORIES is not JSON: {error}") from None
+    if not isinstance(table, dict) or not all(
+        isinstance(name, str) and isinstance(url, str) for name, url in table.items()
+    ):
+        raise ConfigurationError("SSLNOTIFY_ACME_DIRECTORIES must map issuer names to URLs")
+    return tuple(table.items())
+
+
 @dataclass(frozen=True)
 class RateLimits:
     """How many requests a client or an address may make per window."""
@@ -56,6 +71,13 @@ class Settings:
     checker_batch_size: int = 250
     probe_concurrency: int = 250
     ses_send_rate: float = 14.0
+    # Evidence from outside the handshake (checker/ct.py, checker/ari.py): on unless switched off.
+    ct_enabled: bool = True
+    ct_search_url: str = "https://api.certspotter.com/v1/issuances"
+    ct_api_key: str | None = None
+    ari_enabled: bool = True
+    acme_directories: tuple[tuple[str, str], ...] | None = None  # None: the shipped table
+    outside_timeout: float = 3.0
     limits: RateLimits = field(default_factory=RateLimits)
 
     @classmethod
@@ -84,6 +106,12 @@ class Settings:
             "checker_batch_size": int(env.get("SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size)),
             "probe_concurrency": int(env.get("SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency)),
             "ses_send_rate": float(env.get("SSLNOTIFY_SES_RATE", cls.ses_send_rate)),
+            "ct_enabled": _flag(env.get("SSLNOTIFY_CT", "1")),
+            "ct_search_url": env.get("SSLNOTIFY_CT_URL") or cls.ct_search_url,
+            "ct_api_key": env.get("SSLNOTIFY_CT_API_KEY") or None,
+            "ari_enabled": _flag(env.get("SSLNOTIFY_ARI", "1")),
+            "acme_directories": _directories(env.get("SSLNOTIFY_ACME_DIRECTORIES")),
+            "outside_timeout": float(env.get("SSLNOTIFY_OUTSIDE_TIMEOUT", cls.outside_timeout)),
         }
         values.update(overrides)
         return cls(**values)

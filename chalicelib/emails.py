@@ -27,7 +27,8 @@ LEAF_CODES = {
     "weak_key",
 }
 UNREACHABLE_CODES = {"dns_error", "connect_error", "timeout", "tls_error"}
-_URL = re.compile(r"https?://[^\s<>\"]+")
+# A link ends before trailing punctuation: "see https://ca.example/x." links to …/x.
+_URL = re.compile(r"https?://[^\s<>\"]*[^\s<>\".,;:!?)]")
 
 
 @dataclass(frozen=True)
@@ -196,10 +197,36 @@ def _alert_headline(name: str, result: Mapping[str, Any], codes: set[str]) -> tu
             "The site's own certificate (the leaf) is still valid, but browsers will refuse "
             "the chain once the intermediate expires.",
         )
+    if "renewal_requested" in codes and not codes & LEAF_CODES:
+        window = (result.get("renewal") or {}).get("ari") or {}
+        return (
+            "your CA asks for an early renewal",
+            f"The certificate authority that issued the certificate of {name} asks you to "
+            f"renew it early, before {_date(window.get('windowEnd'))}, although it is still "
+            "valid: CAs do this ahead of revoking certificates.",
+        )
     return (
         "certificate problem",
         f"The certificate of {name} has a problem that browsers will reject.",
     )
+
+
+def _advice(codes: set[str]) -> str | None:
+    """Say what to do about what CT logs and the CA told us, when they told us anything."""
+    if "not_deployed" in codes:
+        return (
+            "What to do: the renewal has already happened, so there is nothing to renew. "
+            "Your server is still presenting the old certificate: reload or restart it (for "
+            "example `systemctl reload nginx`), and if several servers answer for this name, "
+            "install the new certificate on each of them."
+        )
+    if "renewal_requested" in codes:
+        return (
+            "What to do: renew the certificate now with your ACME client (for example "
+            "`certbot renew --force-renewal`, or a client that reads the CA's renewal "
+            "information), then reload your server. The CA's link above explains why."
+        )
+    return None
 
 
 def _certificate_facts(result: Mapping[str, Any], codes: set[str]) -> list[str]:
@@ -258,6 +285,9 @@ def alert(
     problems = _problem_lines(result)
     if problems:
         paragraphs.append("What we found:\n\n" + "\n".join(problems))
+    advice = _advice(codes)
+    if advice:
+        paragraphs.append(advice)
     paragraphs.append(
         f"We check {name} every day at 06:00 UTC and will remind you daily until this is "
         "fixed; once it is, you will get one short email saying so."

@@ -138,7 +138,9 @@ def compose(
                 f"{_many(counts.get('suppressed', 0), 'suppressed address', 'es')}",
                 f"- Checked today: {_many(checked, 'subscription')} over "
                 f"{_many(day_counts.get('targets', 0), 'target')}; "
-                f"{day_counts.get('errors', 0)} could not be checked",
+                f"{day_counts.get('errors', 0)} could not be checked; "
+                f"renewal information (CT logs, the CA's ARI) unknown for "
+                f"{_many(day_counts.get('renewal_unknown', 0), 'target')}",
                 f"- Sent today: {_many(day_counts.get('alerts', 0), 'alert')}, "
                 f"{_many(day_counts.get('fixed', 0), 'fixed email')}",
             ]

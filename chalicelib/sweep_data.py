@@ -175,12 +175,15 @@ def _tally(day: str, entries: list[tuple[tuple[str, str], Mapping[str, Any]]]) -
         "checked": len(entries),
         "targets": len({target for (_, target), _ in entries}),
         "errors": sum(1 for _, result in entries if result.get("status") == "error"),
+        "renewal_unknown": len(
+            {target for (_, target), result in entries if result.get("renewalUnknown")}
+        ),
     }
 
 
 def _day_tallies(day: str) -> dict[str, int]:
     table = aws.table(TABLE)
-    totals = {"checked": 0, "targets": 0, "errors": 0}
+    totals = {"checked": 0, "targets": 0, "errors": 0, "renewal_unknown": 0}
     arguments: dict[str, Any] = {
         "KeyConditionExpression": Key("subscriber").eq(TALLY) & Key("target").begins_with(day),
     }

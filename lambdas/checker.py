@@ -9,7 +9,8 @@ from typing import Any
 
 from chalicelib import logs
 from chalicelib.checker.check import gather_evidence
-from chalicelib.checker.evaluate import evaluate_tolerances
+from chalicelib.checker.evaluate import CheckResult, evaluate_tolerances
+from chalicelib.checker.renewal_lookup import amend_all, lookup_from
 from chalicelib.checker.targets import parse_target
 from chalicelib.checker.trust import default_trust
 from chalicelib.config import get_settings
@@ -46,17 +47,24 @@ def _tolerance(value: Any) -> int | str:
     return "auto" if text == "auto" else int(text)
 
 
-def evaluate_group(
+def judge_group(
     group: Mapping[str, Any], evidence: Any, now: datetime, trust: Any
-) -> dict[str, Any]:
-    """Judge one target's evidence once; its result for each distinct tolerance of its watchers.
+) -> list[CheckResult]:
+    """Judge one target's evidence once; its result for each distinct tolerance, in order."""
+    tolerances = _tolerances(group)
+    return evaluate_tolerances(evidence, [_tolerance(t) for t in tolerances], now, trust)
 
-    Returns {"target", "results": {tolerance: result}, "subscriptions"}: what
-    record_results takes, once each result is made brief (data keeps a summary; the
-    whole result goes from here to the mailer with each notification due).
+
+def _tolerances(group: Mapping[str, Any]) -> list[str]:
+    return sorted({str(s.get("tolerance", "30")) for s in group["subscriptions"]})
+
+
+def group_entry(group: Mapping[str, Any], judged: list[CheckResult]) -> dict[str, Any]:
+    """Return {"target", "results": {tolerance: result}, "subscriptions"}: what record_results
+    takes, once each result is made brief (data keeps a summary; the whole result goes from
+    here to the mailer with each notification due).
     """
-    tolerances = sorted({str(s.get("tolerance", "30")) for s in group["subscriptions"]})
-    judged = evaluate_tolerances(evidence, [_tolerance(t) for t in tolerances], now, trust)
+    tolerances = _tolerances(group)
     return {
         "target": group["target"],
         "results": {t: result.to_dict() for t, result in zip(tolerances, judged, strict=True)},
@@ -67,14 +75,29 @@ def evaluate_group(
     }
 
 
+def evaluate_group(
+    group: Mapping[str, Any], evidence: Any, now: datetime, trust: Any
+) -> dict[str, Any]:
+    """Judge one target and shape its entry, without outside evidence (benchmarks use this)."""
+    return group_entry(group, judge_group(group, evidence, now, trust))
+
+
 def brief(result: Mapping[str, Any]) -> dict[str, Any]:
     """Return what data keeps of a result (alerting.summarize reads only these fields)."""
-    return {
+    kept = {
         "status": result.get("status"),
         "daysLeft": result.get("daysLeft"),
         "notAfter": result.get("notAfter"),
         "problems": [{"code": p.get("code")} for p in result.get("problems") or []],
     }
+    unknown = [
+        name
+        for name, part in (result.get("renewal") or {}).items()
+        if isinstance(part, dict) and part.get("message")
+    ]
+    if unknown:  # for the daily report: the outside sources (CT, ARI) that did not answer
+        kept["renewalUnknown"] = unknown
+    return kept
 
 
 def _brief_group(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,11 +140,11 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
             logger.warning("stored target not parseable", target=group["target"][:100])
     now = datetime.now(UTC)
     trust = default_trust(settings.ca_bundle)
-    checked: list[dict[str, Any] | None] = [None] * len(groups)
+    checked: list[tuple[Any, list[CheckResult]] | None] = [None] * len(groups)
 
     def judge(index: int, evidence: Any) -> None:
         # Judged as each probe ends, while the other handshakes are still waiting on the network.
-        checked[index] = evaluate_group(groups[index], evidence, now, trust)
+        checked[index] = (evidence, judge_group(groups[index], evidence, now, trust))
 
     asyncio.run(
         gather_evidence(
@@ -132,7 +155,14 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
             on_evidence=judge,
         )
     )
-    results = [entry for entry in checked if entry is not None]
+    lookup = lookup_from(settings)
+    calls_before = lookup.calls
+    done = [(group, seen) for group, seen in zip(groups, checked, strict=True) if seen is not None]
+    amended = amend_all(lookup, [seen for _group, seen in done])
+    results = [group_entry(group, judged) for (group, _), judged in zip(done, amended, strict=True)]
+    unknown = sum(
+        1 for judged in amended if judged and judged[0].renewal and judged[0].renewal.unknown
+    )
     full = _FullResults(results)
     notifications = mailer_invocations = 0
     try:
@@ -163,6 +193,8 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "notifications": notifications,
         "mailer_invocations": mailer_invocations,
+        "outside_calls": lookup.calls - calls_before,
+        "renewal_unknown": unknown,
     }
     logger.info("batch checked", **summary)
     return summary

@@ -9,6 +9,8 @@ differ, and `runtime_environment` lists those.
 
 from __future__ import annotations
 
+import json
+
 from chalicelib.config import Settings, resources
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -55,6 +57,12 @@ def function_environment(settings: Settings) -> dict[str, str]:
         "SSLNOTIFY_CHECKER_BATCH": ("checker_batch_size", str),
         "SSLNOTIFY_PROBE_CONCURRENCY": ("probe_concurrency", str),
         "SSLNOTIFY_SES_RATE": ("ses_send_rate", repr),
+        "SSLNOTIFY_CT": ("ct_enabled", lambda v: "1" if v else "0"),
+        "SSLNOTIFY_CT_URL": ("ct_search_url", str),
+        "SSLNOTIFY_CT_API_KEY": ("ct_api_key", str),
+        "SSLNOTIFY_ARI": ("ari_enabled", lambda v: "1" if v else "0"),
+        "SSLNOTIFY_ACME_DIRECTORIES": ("acme_directories", lambda v: json.dumps(dict(v))),
+        "SSLNOTIFY_OUTSIDE_TIMEOUT": ("outside_timeout", repr),
     }
     for name, (attribute, text) in tunables.items():
         if getattr(settings, attribute) != getattr(defaults, attribute):

@@ -220,6 +220,11 @@ def make_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
+    # As every CA does: ACME Renewal Information identifies a certificate by this and its serial.
+    signer_public = (issuer.key if issuer else private_key).public_key()
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_public), critical=False
+    )
     if san:
         general_names = [x509.DNSName(name) for name in dns]
         general_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]

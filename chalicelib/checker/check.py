@@ -10,6 +10,7 @@ from datetime import datetime
 from chalicelib.checker import ssrf
 from chalicelib.checker.evaluate import DEFAULT_TOLERANCE, CheckResult, evaluate
 from chalicelib.checker.probe import Evidence, probe
+from chalicelib.checker.renewal_lookup import RenewalLookup, amend_all, lookup_from
 from chalicelib.checker.targets import Target, parse_target
 from chalicelib.checker.trust import TrustStore, default_trust
 from chalicelib.config import get_settings
@@ -77,12 +78,13 @@ async def check_many(
     allow_private: bool | None = None,
     trust: TrustStore | None = None,
     resolver: ssrf.Resolver | None = None,
+    renewal: RenewalLookup | None = None,
 ) -> list[CheckResult]:
     """Check every request concurrently; return the results in the order of the requests.
 
     Requests for the same target and address share one probe. `now` (default: when each probe
     ran) is the moment the certificates are judged at; `trust` defaults to the system roots
-    plus SSLNOTIFY_CA_BUNDLE.
+    plus SSLNOTIFY_CA_BUNDLE; `renewal` (CT and ARI) defaults to the settings' sources.
     """
     items = [_request(item) for item in requests]
     trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
@@ -107,7 +109,30 @@ async def check_many(
     )
     for (ip, targets), found in zip(by_address.items(), gathered, strict=True):
         evidence.update(((target, ip), seen) for target, seen in zip(targets, found, strict=True))
-    return [evaluate(evidence[item.target, item.ip], now, item.tolerance, trust) for item in items]
+    seen = [evidence[item.target, item.ip] for item in items]
+    results = [
+        evaluate(found, now, item.tolerance, trust) for found, item in zip(seen, items, strict=True)
+    ]
+    return _with_renewal(renewal, seen, results)
+
+
+def _with_renewal(
+    lookup: RenewalLookup | None, evidence: Sequence[Evidence], results: list[CheckResult]
+) -> list[CheckResult]:
+    """Amend each result with CT and ARI evidence (one lookup per distinct probe)."""
+    lookup = lookup if lookup is not None else lookup_from(get_settings())
+    if not lookup.enabled:
+        return results
+    by_probe: dict[int, list[int]] = {}
+    for index, seen in enumerate(evidence):
+        by_probe.setdefault(id(seen), []).append(index)
+    groups = list(by_probe.values())
+    judged = [(evidence[group[0]], [results[index] for index in group]) for group in groups]
+    amended = list(results)
+    for group, changed in zip(groups, amend_all(lookup, judged), strict=True):
+        for index, result in zip(group, changed, strict=True):
+            amended[index] = result
+    return amended
 
 
 def check_target(
@@ -119,6 +144,7 @@ def check_target(
     trust: TrustStore | None = None,
     now: datetime | None = None,
     resolver: ssrf.Resolver | None = None,
+    renewal: RenewalLookup | None = None,
 ) -> CheckResult:
     """Check one target typed by a user, now; raise BadInput or TargetNotAllowed for bad targets."""
     target = parse_target(text)
@@ -130,4 +156,4 @@ def check_target(
     )
     if evidence.refused:
         raise TargetNotAllowed(evidence.message or f"{target.host} may not be checked")
-    return evaluate(evidence, now, tolerance, trust)
+    return _with_renewal(renewal, [evidence], [evaluate(evidence, now, tolerance, trust)])[0]

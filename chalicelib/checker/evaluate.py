@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
 from chalicelib.checker.probe import Evidence
+from chalicelib.checker.renewal import Renewal
 from chalicelib.checker.trust import TrustStore, build_path, default_trust, is_self_signed
 
 DEFAULT_TOLERANCE = 30
@@ -30,7 +31,8 @@ INVALID_CODES = (
     "weak_signature",
     "weak_key",
 )
-EXPIRING_CODES = ("expiring", "chain_expiring")
+# not_deployed and renewal_requested come from outside the handshake (renewal_lookup.py).
+EXPIRING_CODES = ("expiring", "chain_expiring", "not_deployed", "renewal_requested")
 STATUSES = ("ok", "expiring", "invalid", "error")  # in order of severity
 DAY = timedelta(days=1)
 MIN_RSA_BITS = 2048
@@ -103,6 +105,7 @@ class CheckResult:
     checked_at: datetime
     address: str | None = None
     protocol: str = "tls"  # or the STARTTLS protocol's name ("smtp", "imap", ...)
+    renewal: Renewal | None = None  # CT and ARI evidence, when consulted
 
     @property
     def alert(self) -> bool:
@@ -144,6 +147,7 @@ class CheckResult:
             "checkedAt": iso(self.checked_at),
             "address": self.address,
             "protocol": self.protocol,
+            "renewal": self.renewal.to_dict() if self.renewal else None,
         }
 
     @classmethod
@@ -177,6 +181,7 @@ class CheckResult:
             checked_at=parse_iso(data["checkedAt"]),
             address=data.get("address"),
             protocol=data.get("protocol") or "tls",
+            renewal=Renewal.from_dict(data.get("renewal")),
         )
 
 

@@ -398,3 +398,38 @@ def test_a_result_fits_a_phone(page, local_stack):
     page.get_by_role("dialog").wait_for()
     page.keyboard.type("someone.with.a.rather.long.address@subdomain.example.com")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_the_card_shows_an_undeployed_renewal_and_the_cas_window(page, local_stack, watch):
+    server = local_stack.serve(days_left=9)
+    renewal = {
+        "ct": {
+            "newerIssued": True,
+            "notBefore": "2026-11-14T08:00:00Z",
+            "notAfter": "2027-02-12T08:00:00Z",
+            "serial": "0f3a",
+        },
+        "ari": {
+            "windowStart": "2026-11-30T00:00:00Z",
+            "windowEnd": "2026-12-03T00:00:00Z",
+            "explanationURL": "https://ca.example/incident",
+        },
+    }
+    problem = {"code": "not_deployed", "message": "a renewed certificate was issued on …"}
+
+    def add_renewal(route):
+        # The API's own answer, as the local CT and ARI services would have amended it.
+        answer = route.fetch().json()
+        answer["renewal"] = renewal
+        answer["problems"].append(problem)
+        route.fulfill(json=answer, headers={"Access-Control-Allow-Origin": "*"})
+
+    page.route(f"{local_stack.api_url}/check/**", add_renewal)
+    assert check(page, local_stack, f"127.0.0.1:{server.port}") == "expiring"
+    assert "2026-11-14" in page.locator("#result-ct").inner_text()
+    assert "serial 0f3a" in page.locator("#result-ct").inner_text()
+    link = page.locator("#result-ari a")
+    assert link.get_attribute("href") == "https://ca.example/incident"
+    advice = page.locator('.problem[data-code="not_deployed"]').inner_text()
+    assert "Reload or restart the server" in advice
+    assert_quiet(watch, local_stack)

@@ -48,3 +48,6 @@ def test_quick_benchmark_sends_every_due_email_and_probes_each_target_once(tmp_p
     assert original["probes"] == original["extra"]["sample"]
     assert figures["floor"]["failures"] == 0
     assert figures["checknow"]["requests"] == 20
+    # CT and ARI ran against the loopback stand-ins, never the internet, and were counted.
+    assert set(figures["outside_calls"]) == {"ct", "ari", "acme_directory"}
+    assert all(isinstance(count, int) for count in figures["outside_calls"].values())

@@ -337,3 +337,53 @@ def test_the_sweep_checks_starttls_subscriptions_over_their_protocol(stack):
     checked = [c.payload for c in stack.lambdas.calls if c.function == "checker"]
     keys = {group["target"] for payload in checked for group in payload["targets"]}
     assert keys == {smtp_target, f"ldap://127.0.0.1:{directory.port}"}
+
+
+def test_the_sweep_says_when_a_renewal_was_not_deployed(stack, monkeypatch, renewal_services):
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.config import reset_settings
+    from tests.renewal_services import issuance_json
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    server = stack.serve(days_left=5, not_before=now - timedelta(days=80))
+    renewed = stack.leaf(80)
+    renewal_services.issuances["localhost"] = [issuance_json(renewed, ["localhost", "127.0.0.1"])]
+    monkeypatch.setenv("SSLNOTIFY_CT", "1")
+    monkeypatch.setenv("SSLNOTIFY_CT_URL", renewal_services.ct_url)
+    reset_settings()
+    stack.subscribe(ANN, server.address)
+    stack.sweep(DAY1)
+    (alert,) = stack.mail_to(ANN)
+    text = " ".join(text_of(alert).split())
+    assert "A renewed certificate was issued on" in text
+    assert f"serial {renewed.cert.serial_number:x}" in text
+    assert "but 127.0.0.1 still serves the old one: reload or redeploy your server" in text
+    assert "What to do: the renewal has already happened" in text
+    assert renewal_services.count("/v1/issuances") == 1
+    assert stack.lambdas.failures == []
+
+
+def test_a_ct_service_that_is_down_fails_no_check_and_the_report_counts_it(
+    stack, monkeypatch, renewal_services
+):
+    from chalicelib.config import reset_settings
+    from chalicelib.report import compose
+
+    renewal_services.mode = "down"
+    monkeypatch.setenv("SSLNOTIFY_CT", "1")
+    monkeypatch.setenv("SSLNOTIFY_CT_URL", renewal_services.ct_url)
+    reset_settings()
+    expiring, good = stack.serve(days_left=5), stack.serve(days_left=80)
+    stack.subscribe(ANN, expiring.address)
+    stack.subscribe(BOB, good.address)
+    stack.sweep(DAY1)
+    (alert,) = stack.mail_to(ANN)
+    assert alert["Subject"] == f"SSL alert for {expiring.address}: certificate expires in 5 days"
+    counts = invoke_data("report_counts", day=DAY1, since=f"{DAY1}T00:00:00Z")
+    assert counts["renewal_unknown"] == 1  # only the expiring target asked CT
+    assert counts["errors"] == 0
+    from datetime import UTC, datetime
+
+    report = compose(datetime(2026, 11, 20, 7, tzinfo=UTC), {"subscriptions": 2}, counts, {})
+    assert "renewal information (CT logs, the CA's ARI) unknown for 1 target" in report.text

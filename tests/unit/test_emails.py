@@ -217,3 +217,36 @@ def test_the_wire_form_keeps_the_unsubscribe_url_whole_and_encodes_other_words()
     assert parsed["To"] == long_address
     assert parsed.get_body(("plain",)).get_content() == message.text
     assert parsed.get_body(("html",)).get_content() == message.html
+
+
+def test_an_early_renewal_request_names_the_deadline_the_reason_and_what_to_do():
+    asked = result(
+        daysLeft=50,
+        problems=[
+            {
+                "code": "renewal_requested",
+                "message": "your CA asks you to renew before 3 December 2026, because of "
+                "https://ca.example/incident",
+            }
+        ],
+        renewal={
+            "ct": None,
+            "ari": {
+                "windowStart": "2026-11-30T00:00:00Z",
+                "windowEnd": "2026-12-03T00:00:00Z",
+                "explanationURL": "https://ca.example/incident",
+            },
+        },
+    )
+    message = emails.alert(SETTINGS, EMAIL, TOKEN, "example.com:443", asked)
+    assert message.subject == "SSL alert for example.com: your CA asks for an early renewal"
+    text = " ".join(message.text.split())
+    assert "asks you to renew it early, before 3 December 2026" in text
+    assert "because of https://ca.example/incident" in text
+    assert "What to do: renew the certificate now with your ACME client" in text
+    assert '<a href="https://ca.example/incident">' in message.html
+
+
+def test_an_expiring_certificate_without_outside_evidence_gets_no_advice_paragraph():
+    message = emails.alert(SETTINGS, EMAIL, TOKEN, "example.com:443", result())
+    assert "What to do" not in message.text

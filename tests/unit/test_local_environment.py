@@ -20,6 +20,10 @@ def test_the_environment_rebuilds_the_same_settings():
         ca_bundle="/tmp/root.pem",
         ses_configuration_set="events",
         check_timeout=4.5,
+        ct_enabled=False,
+        ct_search_url="http://127.0.0.1:9/v1/issuances",
+        acme_directories=(("Test CA", "http://127.0.0.1:9/directory"),),
+        outside_timeout=1.5,
     )
     assert Settings.from_env(function_environment(settings)) == settings
 

@@ -48,6 +48,13 @@
     timeout: ["No answer in time",
       "The server did not answer in time. Check that it is reachable from the internet and not " +
       "overloaded, then try again."],
+    not_deployed: ["Renewed, but not deployed",
+      "A newer certificate for these names already exists (Certificate Transparency logs list " +
+      "it), but the server still presents the old one. Reload or restart the server, and install " +
+      "the new certificate on every server behind this name."],
+    renewal_requested: ["Your CA asks you to renew early",
+      "The certificate authority moved this certificate's renewal window forward, usually " +
+      "ahead of revoking it. Renew it now with your ACME client and reload the server."],
     tls_error: ["TLS handshake failed",
       "The connection worked but TLS did not. Check that this port serves HTTPS (TLS), or for a " +
       "mail, directory or database address (smtp://…) that the server offers STARTTLS, and " +
@@ -162,7 +169,39 @@
     $("#result-checked").text(formatDates(result.checkedAt).local);
     showProblems(result.problems || []);
     showChain(result.chain || [], result.earliestExpiry);
+    showRenewal(result.renewal || {});
     $result.removeClass("d-none");
+  }
+
+  // What CT logs and the CA's ARI said (null when not consulted: the row stays hidden).
+  function showRenewal(renewal) {
+    var ct = renewal.ct, ari = renewal.ari, text;
+    if (ct) {
+      if (ct.newerIssued === null) {
+        text = "Unknown: " + (ct.message || "the CT search did not answer");
+      } else if (ct.newerIssued) {
+        text = "A newer certificate was issued " + formatDates(ct.notBefore).utc + ", valid until " +
+          formatDates(ct.notAfter).utc + (ct.serial ? " (serial " + ct.serial + ")" : "");
+      } else {
+        text = "No newer certificate for these names";
+      }
+      $("#result-ct").text(text);
+    }
+    $(".result-renewal").toggleClass("d-none", !ct);
+    if (ari) {
+      var $ari = $("#result-ari").empty();
+      if (ari.windowStart === null) {
+        $ari.text("Unknown: " + (ari.message || "the CA did not answer"));
+      } else {
+        $ari.text(formatDates(ari.windowStart).utc + " to " + formatDates(ari.windowEnd).utc);
+        if (/^https?:\/\//.test(ari.explanationURL || "")) {
+          $ari.append($("<span>").text(" "));
+          $ari.append($("<a>").attr({ href: ari.explanationURL, rel: "noopener noreferrer" })
+            .text("the CA's explanation"));
+        }
+      }
+    }
+    $(".result-ari").toggleClass("d-none", !ari);
   }
 
   function showProblems(problems) {
