@@ -276,6 +276,11 @@ def _why_untrusted(served: Sequence[x509.Certificate]) -> str:
         current, used = issuer, [*used, issuer]
     if is_self_signed(current):
         return f"the chain ends at '{label(parts(current).subject)}', which is not a trusted root"
+    if any(signs(current, earlier) for earlier in used[1:-1]):
+        return (
+            f"the chain loops back to '{label(parts(current).issuer)}' without reaching a"
+            " trusted root"
+        )
     if len(used) >= MAX_PATH_LENGTH:
         return f"the chain is longer than {MAX_PATH_LENGTH} certificates without reaching a root"
     return (
