@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -26,6 +26,21 @@ class Parts:
     subject: x509.Name | None
     issuer: x509.Name | None
     extensions: x509.Extensions | None
+
+    @cached_property
+    def by_kind(self) -> dict[type, x509.ExtensionType]:
+        """Map each extension's value class to its value (read per check, so indexed once)."""
+        return {type(item.value): item.value for item in self.extensions or ()}
+
+    @cached_property
+    def subject_label(self) -> str:
+        """Return label(subject), computed once."""
+        return label(self.subject)
+
+    @cached_property
+    def issuer_label(self) -> str:
+        """Return label(issuer), computed once."""
+        return label(self.issuer)
 
     @property
     def unreadable(self) -> tuple[str, ...]:
@@ -59,13 +74,7 @@ def extension[Kind: x509.ExtensionType](
     certificate: x509.Certificate, kind: type[Kind]
 ) -> Kind | None:
     """Return the value of one extension, or None when it is absent or unreadable."""
-    extensions = parts(certificate).extensions
-    if extensions is None:
-        return None
-    try:
-        return extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
+    return parts(certificate).by_kind.get(kind)
 
 
 def label(name: x509.Name | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -74,20 +75,51 @@ def issuer_refusal(
     5280 6.1.4). A trust anchor is judged on its CA flag, path length, key usage and name
     constraints, as OpenSSL and browsers do; its extended key usage is not judged.
     """
-    role = "root" if anchor else "intermediate"
-    who = f"{role} '{label(parts(issuer).subject)}'"
-    if parts(issuer).extensions is None:
-        return f"the extensions of {who} cannot be read (malformed or duplicate encoding)"
-    constraints = extension(issuer, x509.BasicConstraints)
-    if constraints is None and not anchor:
-        return f"{who} does not say it is a CA (no basic constraints), so it may not issue"
-    if constraints is not None and not constraints.ca:
-        return f"{who} is not a CA certificate (basic constraints), so it may not issue"
-    limit = constraints.path_length if constraints is not None else None
+    rules = _rules(issuer, anchor)
+    if rules.refusal:
+        return rules.refusal
+    limit, who = rules.path_length, rules.who
     if limit is not None and below > limit:
         if limit == 0:
             return f"{who} may not issue further CAs (path length constraint)"
         return f"{who} allows at most {limit} CA(s) below it (path length constraint)"
+    if rules.names is None:
+        return None
+    return _name_refusal(rules.names, who, names)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    who: str
+    refusal: str | None  # what refuses the issuer whatever lies below it
+    path_length: int | None
+    names: x509.NameConstraints | None
+
+
+@lru_cache(maxsize=4096)
+def _rules(issuer: x509.Certificate, anchor: bool) -> _Rules:
+    # Per issuer, once: a sweep judges the same few intermediates for thousands of leaves.
+    role = "root" if anchor else "intermediate"
+    who = f"{role} '{label(parts(issuer).subject)}'"
+    names = extension(issuer, x509.NameConstraints)
+    constraints = extension(issuer, x509.BasicConstraints)
+    limit = constraints.path_length if constraints is not None else None
+    return _Rules(who, _refusal(issuer, who, constraints, anchor=anchor), limit, names)
+
+
+def _refusal(
+    issuer: x509.Certificate,
+    who: str,
+    constraints: x509.BasicConstraints | None,
+    *,
+    anchor: bool,
+) -> str | None:
+    if parts(issuer).extensions is None:
+        return f"the extensions of {who} cannot be read (malformed or duplicate encoding)"
+    if constraints is None and not anchor:
+        return f"{who} does not say it is a CA (no basic constraints), so it may not issue"
+    if constraints is not None and not constraints.ca:
+        return f"{who} is not a CA certificate (basic constraints), so it may not issue"
     usage = extension(issuer, x509.KeyUsage)
     if usage is not None and not usage.key_cert_sign:
         return f"{who} may not sign certificates (its key usage lacks keyCertSign)"
@@ -98,13 +130,10 @@ def issuer_refusal(
                 f"{who} may not issue certificates for TLS servers (its extended key usage "
                 f"allows only {_words(list(usages))})"
             )
-    return _name_refusal(issuer, who, names)
+    return None
 
 
-def _name_refusal(issuer: x509.Certificate, who: str, names: LeafNames) -> str | None:
-    constraints = extension(issuer, x509.NameConstraints)
-    if constraints is None:
-        return None
+def _name_refusal(constraints: x509.NameConstraints, who: str, names: LeafNames) -> str | None:
     permitted = constraints.permitted_subtrees or ()
     excluded = constraints.excluded_subtrees or ()
     allowed_dns = [item.value for item in permitted if isinstance(item, x509.DNSName)]

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from chalicelib import logs
-from chalicelib.checker.certparts import extension, label, organisation_or_name, parts
+from chalicelib.checker.certparts import extension, organisation_or_name, parts
 from chalicelib.checker.probe import Evidence
 from chalicelib.checker.trust import TrustStore, build_path, default_trust, is_self_signed
 
@@ -220,11 +220,11 @@ def auto_tolerance(not_before: datetime, not_after: datetime) -> int:
 
 
 def _subject(certificate: x509.Certificate) -> str:
-    return label(parts(certificate).subject)
+    return parts(certificate).subject_label
 
 
 def _issuer(certificate: x509.Certificate) -> str:
-    return label(parts(certificate).issuer)
+    return parts(certificate).issuer_label
 
 
 def _issuer_label(certificate: x509.Certificate) -> str:
