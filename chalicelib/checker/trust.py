@@ -265,14 +265,23 @@ def _why_untrusted(served: Sequence[x509.Certificate]) -> str:
     leaf = served[0]
     if is_self_signed(leaf):
         return "the certificate is self-signed, and not in the trust store"
-    # Follow the served issuers greedily; at most one step per served certificate.
-    current, used = leaf, [leaf]
-    for _ in served:
-        issuer = next(
-            (c for c in served if all(c is not u for u in used) and signs(current, c)), None
-        )
-        if issuer is None:
-            break
+    # Follow the served issuers greedily, weighing at most MAX_CANDIDATES signatures.
+    current, used, budget = leaf, [leaf], [MAX_CANDIDATES]
+
+    def next_issuer(certificate: x509.Certificate) -> x509.Certificate | None:
+        for candidate in served:
+            if candidate in used or not same_name(
+                parts(certificate).issuer, parts(candidate).subject
+            ):
+                continue
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
+            if signs(certificate, candidate):
+                return candidate
+        return None
+
+    while (issuer := next_issuer(current)) is not None:
         current, used = issuer, [*used, issuer]
     if is_self_signed(current):
         return f"the chain ends at '{label(parts(current).subject)}', which is not a trusted root"

@@ -238,16 +238,17 @@ def test_name_constraints_of_the_root_apply_too():
 def test_a_mesh_of_same_named_cross_signs_costs_a_bounded_number_of_checks(
     root, store, monkeypatch
 ):
-    # 30 CAs all named "Mesh", each signed by the previous: every one is a candidate issuer of
-    # every other. An unbounded search weighs 30^7 paths; the search stops at MAX_CANDIDATES.
-    mesh = [make_ca("Mesh", issuer=make_ca("Mesh", now=NOW), now=NOW)]
-    for _ in range(29):
-        mesh.append(make_ca("Mesh", issuer=mesh[-1], now=NOW))
-    leaf = make_leaf(mesh[-1], now=NOW)
+    # 30 CAs all named "Mesh" with one key: each one validly issued every other, so an
+    # unbounded depth-first search would weigh 29^7 paths before giving up. It stops at
+    # MAX_CANDIDATES, and the explanation of the failure is bounded too.
+    first = make_ca("Mesh", now=NOW)
+    mesh = [first, *(make_ca("Mesh", issuer=first, same_key=first, now=NOW) for _ in range(29))]
+    leaf = make_leaf(first, now=NOW)
     calls = []
     real = trust_module._signed_by
     monkeypatch.setattr(trust_module, "_signed_by", lambda c, i: calls.append(1) or real(c, i))
     trust_module.signs.cache_clear()
     path = build_path((leaf.cert, *(ca.cert for ca in reversed(mesh))), store)
     assert not path.verified
+    assert path.reason == "the chain ends at 'Mesh', which is not a trusted root"
     assert len(calls) <= trust_module.MAX_CANDIDATES + 2 * trust_module.MAX_SERVED
