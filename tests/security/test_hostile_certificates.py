@@ -582,3 +582,26 @@ def test_mutated_certificates_properly_signed_never_raise(rich_tbs, store, chang
         # certparts caught it: the last-resort guard (a bug) never had to.
         assert "internal error" not in " ".join(p.message for p in result.problems)
     record_figure("mutated certificates judged without raising", 1)
+
+
+def test_the_checker_function_over_emulated_aws_records_the_good_neighbour(
+    lambdas, hostile_servers, service_trusts_the_test_root
+):
+    # The real path: the checker's handler, its data call answered by the data function
+    # over moto. Both targets are recorded; the hostile one's subscriber is now alerted.
+    from chalicelib.invoke import invoke
+
+    good = hostile_servers["good"].port
+    bad = hostile_servers["IA5String with byte 0xff in the subject"].port
+    day = NOW.date().isoformat()
+    targets = [
+        {"target": f"127.0.0.1:{port}", "subscriptions": [{"subscriber": name, "tolerance": "30"}]}
+        for name, port in (("good-subscriber", good), ("bad-subscriber", bad))
+    ]
+    summary = invoke("checker", {"action": "check", "day": day, "targets": targets}, wait=True)
+    assert summary["targets"] == 2 and summary["errors"] == 0
+    [data_call] = [call for call in lambdas.calls if call.function == "data"]
+    recorded = {entry["target"]: entry for entry in data_call.payload["targets"]}
+    assert recorded[f"127.0.0.1:{good}"]["results"]["30"]["status"] == "ok"
+    assert recorded[f"127.0.0.1:{bad}"]["results"]["30"]["status"] == "invalid"
+    assert summary["notifications"] == 1  # the hostile target's alert, due to its subscriber
