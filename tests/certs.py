@@ -19,6 +19,18 @@ the default, fast to generate; "rsa1024" and "ec224" are weak). `hash` is "sha25
 "sha384", "sha1" or "md5"; SHA-1 and MD5 need an RSA *issuer* key: `make_ca(key="rsa2048")`,
 `make_pki(key="rsa2048")`, or a self-signed leaf with `key="rsa2048"`. `san=False` gives a
 leaf without subjectAltName (its CN is `common_name`). `now=None` means the current time.
+
+Path rules (what a browser honours on the path):
+
+    make_ca("No CA", issuer=root, ca=False)              # basicConstraints CA=false
+    make_ca("Bare", issuer=root, ca=None)                # no basicConstraints at all
+    make_ca("Zero", issuer=root, path_length=0)          # may issue leaves, not CAs
+    make_ca("Signer", issuer=root, key_cert_sign=False)  # keyUsage without keyCertSign
+    make_ca("Mail CA", issuer=root, usages=[ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    make_ca("Scoped", issuer=root, permitted=[x509.DNSName("example.test")],
+            excluded=[x509.IPAddress(ipaddress.ip_network("10.0.0.0/8"))])
+    make_ca(same.common_name, issuer=other_root, same_key=same)   # a cross-sign of `same`
+    make_leaf(inter, usages=[ExtendedKeyUsageOID.CLIENT_AUTH])    # usages=None: no EKU
 """
 
 from __future__ import annotations
@@ -154,10 +166,16 @@ def make_ca(
     key: str = "ec256",
     hash: str = "sha256",
     path_length: int | None = None,
+    ca: bool | None = True,
+    key_cert_sign: bool = True,
+    usages: Sequence[x509.ObjectIdentifier] | None = None,
+    permitted: Sequence[x509.GeneralName] | None = None,
+    excluded: Sequence[x509.GeneralName] | None = None,
+    same_key: Issued | None = None,
 ) -> Issued:
     """Issue a CA certificate: a self-signed root, or an intermediate when `issuer` is given."""
     now = _now(now)
-    private_key = make_key(key)
+    private_key = same_key.key if same_key else make_key(key)
     subject = _name(common_name, organisation)
     builder = (
         x509.CertificateBuilder()
@@ -167,7 +185,6 @@ def make_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now(not_before or _default_start(now, not_after)))
         .not_valid_after(_now(not_after or now + timedelta(days=3650)))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -175,7 +192,7 @@ def make_ca(
                 key_encipherment=False,
                 data_encipherment=False,
                 key_agreement=False,
-                key_cert_sign=True,
+                key_cert_sign=key_cert_sign,
                 crl_sign=True,
                 encipher_only=False,
                 decipher_only=False,
@@ -186,6 +203,16 @@ def make_ca(
             x509.SubjectKeyIdentifier.from_public_key(private_key.public_key()), critical=False
         )
     )
+    if ca is not None:
+        constraints = x509.BasicConstraints(ca=ca, path_length=path_length if ca else None)
+        builder = builder.add_extension(constraints, critical=True)
+    if usages is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    if permitted or excluded:
+        builder = builder.add_extension(
+            x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=excluded),
+            critical=True,
+        )
     signer_key = issuer.key if issuer else private_key
     return Issued(cert=_sign(builder, signer_key, hash), key=private_key)
 
@@ -203,6 +230,7 @@ def make_leaf(
     not_after: datetime | None = None,
     key: str = "ec256",
     hash: str = "sha256",
+    usages: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.SERVER_AUTH,),
 ) -> Issued:
     """Issue a server certificate; `issuer=None` makes it self-signed."""
     now = _now(now)
@@ -218,8 +246,9 @@ def make_leaf(
         .not_valid_before(_now(not_before or _default_start(now, not_after)))
         .not_valid_after(_now(not_after or now + timedelta(days=60)))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
+    if usages is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
     # As every CA does: ACME Renewal Information identifies a certificate by this and its serial.
     signer_public = (issuer.key if issuer else private_key).public_key()
     builder = builder.add_extension(

@@ -11,14 +11,16 @@ from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-from cryptography.x509.oid import NameOID
 
+from chalicelib import logs
+from chalicelib.checker.certparts import extension, organisation_or_name, parts
 from chalicelib.checker.probe import Evidence
 from chalicelib.checker.renewal import Renewal
 from chalicelib.checker.trust import TrustStore, build_path, default_trust, is_self_signed
+
+logger = logs.get_logger(__name__)
 
 DEFAULT_TOLERANCE = 30
 ERROR_CODES = ("dns_error", "connect_error", "timeout", "tls_error")
@@ -193,7 +195,9 @@ def iso(moment: datetime | None) -> str | None:
 @lru_cache(maxsize=4096)
 def _iso(moment: datetime) -> str:
     # A certificate's dates are written into every result of every tolerance of a target.
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: "%Y" drops the zeros of a hostile year 0001, which parse_iso
+    # would then refuse.
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def parse_iso(text: str | None) -> datetime | None:
@@ -224,21 +228,20 @@ def auto_tolerance(not_before: datetime, not_after: datetime) -> int:
     return math.floor(lifetime / 3 / DAY)
 
 
-def _name(name: x509.Name) -> str:
-    common = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(common[0].value) if common else name.rfc4514_string()
+def _subject(certificate: x509.Certificate) -> str:
+    return parts(certificate).subject_label
+
+
+def _issuer(certificate: x509.Certificate) -> str:
+    return parts(certificate).issuer_label
 
 
 def _issuer_label(certificate: x509.Certificate) -> str:
-    organisation = certificate.issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    return str(organisation[0].value) if organisation else _name(certificate.issuer)
+    return organisation_or_name(parts(certificate).issuer)
 
 
 def _san(certificate: x509.Certificate) -> x509.SubjectAlternativeName | None:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
-        return None
+    return extension(certificate, x509.SubjectAlternativeName)
 
 
 def valid_hosts(certificate: x509.Certificate) -> tuple[str, ...]:
@@ -280,7 +283,7 @@ def matches_host(certificate: x509.Certificate, host_ascii: str, is_ip: bool) ->
 def _key_weakness(certificate: x509.Certificate) -> str | None:
     try:
         key = certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm):
+    except Exception:  # any failure to decode a hostile key is the same plain problem
         return "the certificate's public key is of an unsupported kind"
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         return f"the certificate's RSA key has {key.key_size} bits (at least {MIN_RSA_BITS} needed)"
@@ -294,7 +297,7 @@ def _key_weakness(certificate: x509.Certificate) -> str | None:
 def _signature_weakness(certificate: x509.Certificate) -> str | None:
     try:
         algorithm = certificate.signature_hash_algorithm
-    except UnsupportedAlgorithm:
+    except Exception:  # unknown (UnsupportedAlgorithm) or malformed parameters
         return "the certificate is signed with an unknown algorithm"
     if isinstance(algorithm, hashes.MD5 | hashes.SHA1):
         label = "MD5" if isinstance(algorithm, hashes.MD5) else "SHA-1"
@@ -307,7 +310,7 @@ def _plural(days: int) -> str:
 
 
 def _day(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d")
+    return moment.date().isoformat()
 
 
 @dataclass(frozen=True)
@@ -407,16 +410,29 @@ def evaluate_tolerances(
         return [
             _error_result(evidence, _tolerance(days, None), code, message) for days in tolerances
         ]
+    for days in tolerances:
+        _tolerance(days, None)  # a caller's bad tolerance raises here, before the guard below
     try:
         served = tuple(x509.load_der_x509_certificate(der) for der in evidence.chain)
-    except ValueError:
+    except Exception:  # undecodable DER: no part of the certificate can be shown
         message = "the server sent a certificate that cannot be read"
         return [
             _error_result(evidence, _tolerance(days, None), "tls_error", message)
             for days in tolerances
         ]
-    judged = _judge(evidence, served, now, trust)
-    return [judged.result(_tolerance(days, served[0])) for days in tolerances]
+    try:
+        judged = _judge(evidence, served, now, trust)
+        return [judged.result(_tolerance(days, served[0])) for days in tolerances]
+    except Exception:
+        # The last resort of every caller (CLI, check-now, the checker's batches): judging one
+        # target must never lose its neighbours. certparts makes every read of a certificate
+        # safe, so reaching here is a bug, logged in full, and an error on this target alone.
+        logger.exception("judging a certificate failed", target=evidence.target.display)
+        message = "the certificate could not be judged (an internal error, logged)"
+        return [
+            _error_result(evidence, _tolerance(days, None), "tls_error", message)
+            for days in tolerances
+        ]
 
 
 @dataclass(frozen=True)
@@ -470,7 +486,7 @@ class _Judged:
             not_after=not_after,
             not_before=not_before,
             issued_by=_issuer_label(leaf),
-            subject=_name(leaf.subject),
+            subject=_subject(leaf),
             valid_hosts=self.valid_hosts,
             chain=self.chain,
             earliest_expiry=self.earliest,
@@ -493,7 +509,10 @@ def _judge(
     hosts = valid_hosts(leaf)
     if not matches_host(leaf, target.host_ascii, target.is_ip):
         covered = ", ".join(hosts[:5]) + (", …" if len(hosts) > 5 else "")
-        detail = f"it covers {covered}" if hosts else "it names no host in subjectAltName"
+        if parts(leaf).extensions is None:
+            detail = "its subjectAltName cannot be read"
+        else:
+            detail = f"it covers {covered}" if hosts else "it names no host in subjectAltName"
         later.append(
             Problem(
                 "hostname_mismatch", f"the certificate is not valid for {target.host} ({detail})"
@@ -513,10 +532,9 @@ def _judge(
         later.append(Problem("weak_key", weak_key))
     response = _expiry_sentence(_shown(evidence), leaf, now)
     serious = [p.message for p in later if p.code in INVALID_CODES]
-    if leaf.not_valid_before_utc > now <= leaf.not_valid_after_utc:
-        serious.insert(0, f"the certificate is valid from {iso(leaf.not_valid_before_utc)}")
     if serious:
-        response += ", but " + "; ".join(serious)
+        # A not-yet-valid leaf's sentence already says what is wrong: more wrong is "and".
+        response += (", and " if now < leaf.not_valid_before_utc else ", but ") + "; ".join(serious)
     earliest = min(served, key=lambda certificate: certificate.not_valid_after_utc)
     return _Judged(
         evidence=evidence,
@@ -525,7 +543,7 @@ def _judge(
         days_left=days_between(now, leaf.not_valid_after_utc),
         others=tuple(
             (
-                _name(certificate.subject),
+                _subject(certificate),
                 certificate.not_valid_after_utc,
                 days_between(now, certificate.not_valid_after_utc),
             )
@@ -533,11 +551,9 @@ def _judge(
         ),
         later=tuple(later),
         valid_hosts=hosts,
-        chain=tuple(
-            ChainEntry(_name(c.subject), _name(c.issuer), c.not_valid_after_utc) for c in served
-        ),
+        chain=tuple(ChainEntry(_subject(c), _issuer(c), c.not_valid_after_utc) for c in served),
         earliest=Expiry(
-            subject=_name(earliest.subject),
+            subject=_subject(earliest),
             not_after=earliest.not_valid_after_utc,
             days_left=days_between(now, earliest.not_valid_after_utc),
         ),

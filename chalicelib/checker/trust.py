@@ -1,7 +1,8 @@
 """Trust anchors (system roots plus extra bundles) and path building from a served chain to one.
 
-Path building here judges names and signatures only: dates, key sizes and signature algorithms
-have their own problem codes, so an expired certificate from a trusted CA still has a path.
+Path building judges names, signatures and the constraints a browser honours (constraints.py):
+dates, key sizes and signature algorithms have their own problem codes, so an expired
+certificate from a trusted CA still has a path.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
+from chalicelib.checker.certparts import label, parts, same_name
+from chalicelib.checker.constraints import issuer_refusal, leaf_names, leaf_refusal
 from chalicelib.errors import BadInput
 
 MAX_PATH_LENGTH = 8
+MAX_SERVED = 32  # certificates of a served chain considered (a real chain has 2 to 4)
+MAX_CANDIDATES = 64  # issuer candidates weighed per path search (a real search weighs 1 to 6)
 SYSTEM_BUNDLES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu
     "/etc/pki/tls/certs/ca-bundle.crt",  # Amazon Linux (the Lambda runtime), Fedora
@@ -43,7 +48,9 @@ class TrustStore:
 
     def __post_init__(self) -> None:
         for anchor in self.anchors:
-            self._by_subject.setdefault(anchor.subject.public_bytes(), []).append(anchor)
+            subject = parts(anchor).subject
+            if subject is not None:
+                self._by_subject.setdefault(subject, []).append(anchor)
         object.__setattr__(self, "_fingerprints", frozenset(map(_fingerprint, self.anchors)))
 
     @classmethod
@@ -57,7 +64,8 @@ class TrustStore:
 
     def issuers_of(self, certificate: x509.Certificate) -> list[x509.Certificate]:
         """Return the anchors whose subject is the certificate's issuer."""
-        return self._by_subject.get(certificate.issuer.public_bytes(), [])
+        issuer = parts(certificate).issuer
+        return self._by_subject.get(issuer, []) if issuer is not None else []
 
     def __len__(self) -> int:
         return len(self.anchors)
@@ -144,26 +152,22 @@ def _verify_signature(certificate: x509.Certificate, issuer: x509.Certificate) -
 
 
 @lru_cache(maxsize=8192)
-def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Tell whether `issuer` names and signed `certificate` (dates and strength not judged)."""
+def signs(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Tell whether `issuer` names and signed `certificate` (no constraint judged, nor dates)."""
     # Cached by content (certificates hash by their DER): a sweep checks the same few
     # intermediates against the same roots for thousands of targets.
-    if certificate.issuer != issuer.subject:
-        return False
-    try:
-        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if not constraints.ca:
-            return False
-    except x509.ExtensionNotFound:
-        pass  # old v1 roots have no extensions at all
-    except ValueError:
+    if not same_name(parts(certificate).issuer, parts(issuer).subject):
         return False
     return _signed_by(certificate, issuer)
 
 
 def is_self_signed(certificate: x509.Certificate) -> bool:
     """Tell whether a certificate names itself as issuer and carries its own signature."""
-    return certificate.issuer == certificate.subject and _signed_by(certificate, certificate)
+    return signs(certificate, certificate)
+
+
+def _self_issued(certificate: x509.Certificate) -> bool:
+    return same_name(parts(certificate).issuer, parts(certificate).subject)
 
 
 def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -178,7 +182,7 @@ def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         _verify_signature(certificate, issuer)
         return True
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+    except Exception:  # a hostile key or signature must only fail to verify
         return False
 
 
@@ -202,31 +206,58 @@ class TrustPath:
         return self.certificates[1:end] if end > 1 else ()
 
 
-def _search(
-    path: list[x509.Certificate], served: Sequence[x509.Certificate], trust: TrustStore
-) -> TrustPath | None:
-    current = path[-1]
-    if trust.contains(current):
-        return TrustPath(certificates=tuple(path), anchor=current)
-    # Anchors first: a path that ends at a root the store holds beats one through a cross-sign.
-    for anchor in trust.issuers_of(current):
-        if issued_by(current, anchor):
-            return TrustPath(certificates=(*path, anchor), anchor=anchor)
-    if len(path) >= MAX_PATH_LENGTH:
+class _Search:
+    """A depth-first search for a path whose every certificate satisfies constraints.py.
+
+    An issuer refused by a constraint is only a dead end: the search goes on with the other
+    issuers of the same name (a cross-sign, another root), as a browser does. The number of
+    issuer candidates weighed is bounded, so a hostile chain (hundreds of certificates of one
+    name, loops) costs at most MAX_CANDIDATES cached signature checks.
+    """
+
+    def __init__(self, leaf: x509.Certificate, served: Sequence[x509.Certificate], trust):
+        self.trust = trust
+        self.names = leaf_names(leaf)
+        self.by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for certificate in served:
+            subject = parts(certificate).subject
+            if subject is not None:
+                self.by_subject.setdefault(subject, []).append(certificate)
+        self.refusals: list[str] = []
+        self.candidates = 0
+
+    def _admits(self, path: list[x509.Certificate], issuer, *, anchor: bool) -> bool:
+        self.candidates += 1
+        if self.candidates > MAX_CANDIDATES or not signs(path[-1], issuer):
+            return False
+        below = sum(1 for certificate in path[1:] if not _self_issued(certificate))
+        refusal = issuer_refusal(issuer, below, self.names, anchor=anchor)
+        if refusal:
+            self.refusals.append(refusal)
+        return refusal is None
+
+    def run(self, path: list[x509.Certificate]) -> TrustPath | None:
+        current = path[-1]
+        if len(path) > 1 and self.trust.contains(current):
+            return TrustPath(certificates=tuple(path), anchor=current)
+        # Anchors first: a path that ends at a root the store holds beats one through a
+        # cross-sign.
+        for anchor in self.trust.issuers_of(current):
+            if self._admits(path, anchor, anchor=True):
+                return TrustPath(certificates=(*path, anchor), anchor=anchor)
+        if len(path) >= MAX_PATH_LENGTH:
+            return None
+        issuer = parts(current).issuer
+        for candidate in self.by_subject.get(issuer, ()) if issuer is not None else ():
+            if candidate in path:  # a loop (A issued by B issued by A) or a repeated certificate
+                continue
+            if self._admits(path, candidate, anchor=self.trust.contains(candidate)):
+                found = self.run([*path, candidate])
+                if found:
+                    return found
+            if self.candidates > MAX_CANDIDATES:
+                return None
         return None
-    for candidate in served:
-        if any(candidate is used for used in path):
-            continue
-        if issued_by(current, candidate):
-            found = _search([*path, candidate], served, trust)
-            if found:
-                return found
-    return None
-
-
-def _common_name(name: x509.Name) -> str:
-    names = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(names[0].value) if names else name.rfc4514_string()
 
 
 def _why_untrusted(served: Sequence[x509.Certificate]) -> str:
@@ -234,27 +265,56 @@ def _why_untrusted(served: Sequence[x509.Certificate]) -> str:
     leaf = served[0]
     if is_self_signed(leaf):
         return "the certificate is self-signed, and not in the trust store"
-    current, used = leaf, [leaf]
-    while True:
-        issuer = next(
-            (c for c in served if all(c is not u for u in used) and issued_by(current, c)), None
-        )
-        if issuer is None:
-            break
+    # Follow the served issuers greedily, weighing at most MAX_CANDIDATES signatures.
+    current, used, budget = leaf, [leaf], [MAX_CANDIDATES]
+
+    def next_issuer(certificate: x509.Certificate) -> x509.Certificate | None:
+        for candidate in served:
+            if candidate in used or not same_name(
+                parts(certificate).issuer, parts(candidate).subject
+            ):
+                continue
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
+            if signs(certificate, candidate):
+                return candidate
+        return None
+
+    while (issuer := next_issuer(current)) is not None:
         current, used = issuer, [*used, issuer]
     if is_self_signed(current):
-        return f"the chain ends at '{_common_name(current.subject)}', which is not a trusted root"
+        return f"the chain ends at '{label(parts(current).subject)}', which is not a trusted root"
+    if any(signs(current, earlier) for earlier in used[1:-1]):
+        return (
+            f"the chain loops back to '{label(parts(current).issuer)}' without reaching a"
+            " trusted root"
+        )
+    if len(used) >= MAX_PATH_LENGTH:
+        return f"the chain is longer than {MAX_PATH_LENGTH} certificates without reaching a root"
     return (
-        f"the issuer '{_common_name(current.issuer)}' is neither sent by the server nor a trusted"
+        f"the issuer '{label(parts(current).issuer)}' is neither sent by the server nor a trusted"
         " root (incomplete chain or unknown CA)"
     )
 
 
 def build_path(served: Sequence[x509.Certificate], trust: TrustStore) -> TrustPath:
-    """Find a path from the served leaf (served[0]) through served certificates to an anchor."""
+    """Find a path from the served leaf (served[0]) through served certificates to an anchor.
+
+    Every certificate of the path is judged as a browser judges it (constraints.py); when no
+    path satisfies them, the reason names the first rule a candidate path broke.
+    """
     if not served:
         return TrustPath(certificates=(), anchor=None, reason="no certificate")
-    found = _search([served[0]], served[1:], trust)
+    leaf = served[0]
+    refusal = leaf_refusal(leaf)
+    if refusal:
+        return TrustPath(certificates=(leaf,), anchor=None, reason=refusal)
+    if trust.contains(leaf):
+        return TrustPath(certificates=(leaf,), anchor=leaf)
+    search = _Search(leaf, served[1:MAX_SERVED], trust)
+    found = search.run([leaf])
     if found:
         return found
-    return TrustPath(certificates=(served[0],), anchor=None, reason=_why_untrusted(served))
+    reason = search.refusals[0] if search.refusals else _why_untrusted(served[:MAX_SERVED])
+    return TrustPath(certificates=(leaf,), anchor=None, reason=reason)

@@ -294,9 +294,13 @@ def test_response_sentences(pki, trust):
     assert response("wrong.test", not_after=NOW + 72 * DAY).startswith(
         "SSL certificate for wrong.test will expire in 72 days, but the certificate is not valid"
     )
+    # Said once, without contradicting itself ("not valid until X, but ... valid from X").
     assert response("example.test", not_before=NOW + DAY, not_after=NOW + 90 * DAY) == (
-        "SSL certificate for example.test is not valid until 2027-01-02T12:00:00Z, "
-        "but the certificate is valid from 2027-01-02T12:00:00Z"
+        "SSL certificate for example.test is not valid until 2027-01-02T12:00:00Z"
+    )
+    assert response("wrong.test", not_before=NOW + DAY, not_after=NOW + 90 * DAY) == (
+        "SSL certificate for wrong.test is not valid until 2027-01-02T12:00:00Z, and the "
+        "certificate is not valid for wrong.test (it covers example.test)"
     )
 
 
