@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib import logs
 from chalicelib.checker.check import gather_evidence
-from chalicelib.checker.evaluate import evaluate_tolerances
+from chalicelib.checker.combine import evaluate_name_tolerances
 from chalicelib.checker.targets import parse_target
 from chalicelib.checker.trust import default_trust
 from chalicelib.config import get_settings
@@ -54,7 +54,7 @@ def evaluate_group(
     whole result goes from here to the mailer with each notification due).
     """
     tolerances = sorted({str(s.get("tolerance", "30")) for s in group["subscriptions"]})
-    judged = evaluate_tolerances(evidence, [_tolerance(t) for t in tolerances], now, trust)
+    judged = evaluate_name_tolerances(evidence, [_tolerance(t) for t in tolerances], now, trust)
     return {
         "target": group["target"],
         "results": {t: result.to_dict() for t, result in zip(tolerances, judged, strict=True)},
@@ -127,6 +127,7 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
             timeout=settings.check_timeout,
             concurrency=settings.probe_concurrency,
             allow_private=settings.allow_private_targets,
+            check_ipv6=settings.check_ipv6,
             on_evidence=judge,
         )
     )

@@ -44,10 +44,58 @@ class Problem:
 
     code: str
     message: str
+    addresses: tuple[str, ...] = ()  # set only when seen on some addresses of the name only
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape."""
-        return {"code": self.code, "message": self.message}
+        shape: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.addresses:
+            shape["addresses"] = list(self.addresses)
+        return shape
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Problem:
+        """Rebuild a problem from its JSON."""
+        return cls(data["code"], data["message"], tuple(data.get("addresses") or ()))
+
+
+@dataclass(frozen=True)
+class AddressResult:
+    """The verdict on one address behind the name (DESIGN 3.1b); status "not_checked" with a
+    reason for an address deliberately left out, which never counts."""
+
+    address: str
+    status: str
+    problems: tuple[str, ...] = ()
+    days_left: int | None = None
+    not_after: datetime | None = None
+    fingerprint: str | None = None  # SHA-256 of the leaf's DER, lower-case hex
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape."""
+        return {
+            "address": self.address,
+            "status": self.status,
+            "problems": list(self.problems),
+            "daysLeft": self.days_left,
+            "notAfter": iso(self.not_after),
+            "fingerprint": self.fingerprint,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AddressResult:
+        """Rebuild an address's verdict from its JSON."""
+        return cls(
+            address=data["address"],
+            status=data["status"],
+            problems=tuple(data.get("problems") or ()),
+            days_left=data.get("daysLeft"),
+            not_after=parse_iso(data.get("notAfter")),
+            fingerprint=data.get("fingerprint"),
+            reason=data.get("reason"),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +150,7 @@ class CheckResult:
     response: str
     checked_at: datetime
     address: str | None = None
+    addresses: tuple[AddressResult, ...] = ()  # every address of the name (DESIGN 3.1b)
 
     @property
     def alert(self) -> bool:
@@ -141,6 +190,7 @@ class CheckResult:
             "response": self.response,
             "checkedAt": iso(self.checked_at),
             "address": self.address,
+            "addresses": [entry.to_dict() for entry in self.addresses],
         }
 
     @classmethod
@@ -154,7 +204,7 @@ class CheckResult:
             days_tolerance=data["daysTolerance"],
             tolerance_mode=data["toleranceMode"],
             status=data["status"],
-            problems=tuple(Problem(p["code"], p["message"]) for p in data["problems"]),
+            problems=tuple(Problem.from_dict(p) for p in data["problems"]),
             days_left=data["daysLeft"],
             not_after=parse_iso(data["notAfter"]),
             not_before=parse_iso(data["notBefore"]),
@@ -173,6 +223,7 @@ class CheckResult:
             response=data["response"],
             checked_at=parse_iso(data["checkedAt"]),
             address=data.get("address"),
+            addresses=tuple(AddressResult.from_dict(a) for a in data.get("addresses") or ()),
         )
 
 
