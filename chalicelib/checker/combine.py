@@ -160,6 +160,10 @@ def _response(decider: CheckResult, checked: Sequence[tuple[CheckResult, str | N
         else:
             failed.append(result.address or "")
     if len(by_print) < 2 and not (by_print and failed):
+        # One certificate everywhere, yet the verdicts differ (another chain, say).
+        alike = [result.address or "" for result, _ in checked if result.status == decider.status]
+        if len(alike) < len(checked):
+            return f"{decider.response} (on {_words(alike)} only)"
         return decider.response
     groups = sorted(by_print.values(), key=lambda group: group[0].not_after or datetime.min)
     oldest, newest = groups[0][0].not_after, groups[-1][0].not_after
