@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.check_command import human_line
 from chalicelib.checker.addresses import NameEvidence, NotChecked
 from chalicelib.checker.combine import (
     NOT_CHECKED,
@@ -256,3 +257,24 @@ def test_combining_many_tolerances_stays_cheap(pki, renewed, old, trust):
         evaluate_name_tolerances(one, tolerances, NOW, trust)
     per_result = (time.perf_counter() - started) / (20 * len(tolerances))
     assert per_result < 0.0005  # about 20 µs on the shared test machine; a tenth of a ms is a bug
+
+
+def test_the_command_line_lists_each_address_under_the_target(pki, renewed, old, trust):
+    evidence = name(
+        served("192.0.2.7", renewed, pki.intermediate),
+        served("2001:db8::7", old, pki.intermediate),
+        not_checked=(NotChecked("2001:db8::8", "this checker has no IPv6 route"),),
+    )
+    lines = human_line(judge(evidence, trust)).split("\n")
+    assert lines[0].startswith("example.test:443  EXPIRING  3 days left (expires 2026-12-03")
+    assert "2001:db8::7 serves a certificate that expires in 3 days" in lines[0]
+    short = hashlib.sha256(renewed.der).hexdigest()[:16]
+    assert lines[1:] == [
+        f"  192.0.2.7  OK  89 days left (expires 2027-02-27, sha256 {short}…)",
+        "  2001:db8::7  EXPIRING  3 days left (expires 2026-12-03, sha256 "
+        + hashlib.sha256(old.der).hexdigest()[:16]
+        + "…)",
+        "  2001:db8::8  NOT CHECKED  this checker has no IPv6 route",
+    ]
+    single = judge(name(served("192.0.2.7", renewed, pki.intermediate)), trust)
+    assert "\n" not in human_line(single)  # one address: the one line of before
