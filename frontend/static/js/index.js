@@ -185,7 +185,7 @@
       var $item = $("<li>").addClass("list-group-item address-entry")
         .attr("data-status", entry.status);
       var $head = $("<div>").addClass("fw-semibold").text(entry.address || "");
-      $head.append(" ", $("<span>").addClass("badge " + status.css).text(status.label));
+      $head.append($("<span>").addClass("badge ms-2 " + status.css).text(status.label));
       $item.append($head);
       if (!checked) {
         $item.append($("<div>").addClass("small").text(entry.reason || ""));
