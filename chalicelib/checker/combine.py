@@ -21,6 +21,7 @@ from chalicelib.checker.evaluate import (
     Problem,
     evaluate_tolerances,
 )
+from chalicelib.checker.probe import Evidence
 from chalicelib.checker.trust import TrustStore, default_trust
 
 # Across addresses an unreachable node weighs less than a certificate that is bad or expiring:
@@ -54,7 +55,19 @@ def evaluate_name_tolerances(
     """Judge each address once, then give the combined result for each tolerance, in order."""
     now = now or evidence.checked_at  # one moment for every address, so their days agree
     trust = trust if trust is not None else default_trust()
-    judged = [evaluate_tolerances(probe, tolerances, now, trust) for probe in evidence.probes]
+    judged = []
+    # Round-robin addresses mostly serve the same chain: judge each distinct one once. The key is
+    # the whole evidence but for where and when it was seen, so nothing else can differ.
+    seen: dict[Evidence, list[CheckResult]] = {}
+    for probe in evidence.probes:
+        key = replace(probe, address=None, checked_at=evidence.checked_at)
+        if key not in seen:
+            seen[key] = evaluate_tolerances(probe, tolerances, now, trust)
+            judged.append(seen[key])
+        else:
+            judged.append(
+                [replace(r, address=probe.address, checked_at=probe.checked_at) for r in seen[key]]
+            )
     prints = [fingerprint(probe.chain[0]) if probe.chain else None for probe in evidence.probes]
     skipped = tuple(
         AddressResult(entry.address, NOT_CHECKED, reason=entry.reason)

@@ -278,3 +278,22 @@ def test_the_command_line_lists_each_address_under_the_target(pki, renewed, old,
     ]
     single = judge(name(served("192.0.2.7", renewed, pki.intermediate)), trust)
     assert "\n" not in human_line(single)  # one address: the one line of before
+
+
+def test_addresses_serving_the_same_chain_are_judged_once(pki, renewed, old, trust, monkeypatch):
+    import chalicelib.checker.combine as combine_module
+
+    calls = []
+    real = combine_module.evaluate_tolerances
+
+    def counting(probe, *args):
+        calls.append(probe.address)
+        return real(probe, *args)
+
+    monkeypatch.setattr(combine_module, "evaluate_tolerances", counting)
+    probes = [served(f"192.0.2.{n}", renewed, pki.intermediate) for n in (1, 2, 3)]
+    probes.append(served("192.0.2.4", old, pki.intermediate))
+    result = judge(name(*probes), trust)
+    assert calls == ["192.0.2.1", "192.0.2.4"]
+    assert [entry.address for entry in result.addresses] == [f"192.0.2.{n}" for n in (1, 2, 3, 4)]
+    assert [entry.status for entry in result.addresses] == ["ok", "ok", "ok", "expiring"]
