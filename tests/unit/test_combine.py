@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.check_command import human_line
+from chalicelib.checker import combine as combine_module
 from chalicelib.checker.addresses import NameEvidence, NotChecked
 from chalicelib.checker.combine import (
     NOT_CHECKED,
@@ -281,8 +282,6 @@ def test_the_command_line_lists_each_address_under_the_target(pki, renewed, old,
 
 
 def test_addresses_serving_the_same_chain_are_judged_once(pki, renewed, old, trust, monkeypatch):
-    import chalicelib.checker.combine as combine_module
-
     calls = []
     real = combine_module.evaluate_tolerances
 
