@@ -60,13 +60,16 @@ def evaluate_name_tolerances(
     # the whole evidence but for where and when it was seen, so nothing else can differ.
     seen: dict[Evidence, list[CheckResult]] = {}
     for probe in evidence.probes:
+        if len(evidence.probes) == 1:  # the common case: nothing to share
+            judged.append(evaluate_tolerances(probe, tolerances, now, trust))
+            break
         key = replace(probe, address=None, checked_at=evidence.checked_at)
         if key not in seen:
             seen[key] = evaluate_tolerances(probe, tolerances, now, trust)
             judged.append(seen[key])
         else:
             judged.append(
-                [replace(r, address=probe.address, checked_at=probe.checked_at) for r in seen[key]]
+                [_with(r, address=probe.address, checked_at=probe.checked_at) for r in seen[key]]
             )
     prints = [fingerprint(probe.chain[0]) if probe.chain else None for probe in evidence.probes]
     skipped = tuple(
@@ -78,6 +81,20 @@ def evaluate_name_tolerances(
         combine([(results[index], print_) for results, print_ in pairs], skipped)
         for index in range(len(tolerances))
     ]
+
+
+def _with(result: CheckResult, **changes) -> CheckResult:
+    """Return a copy of a result with some fields changed.
+
+    dataclasses.replace() runs __init__ over all twenty fields again (about 12 µs) and the sweep
+    makes a copy per target and tolerance, so the fields are copied directly instead; the result
+    is frozen, hence object.__setattr__.
+    """
+    copy = object.__new__(CheckResult)
+    copy.__dict__.update(result.__dict__)
+    for name, value in changes.items():
+        object.__setattr__(copy, name, value)
+    return copy
 
 
 def _entry(result: CheckResult, print_: str | None) -> AddressResult:
@@ -111,9 +128,9 @@ def combine(
     entries += tuple(skipped)
     results = [result for result, _ in checked]
     if len(results) == 1:
-        return replace(results[0], addresses=entries)
+        return _with(results[0], addresses=entries)
     decider = min(results, key=_severity)
-    return replace(
+    return _with(
         decider,
         problems=_problems(decider, results),
         response=_response(decider, checked),
