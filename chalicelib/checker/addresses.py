@@ -64,6 +64,13 @@ def _is_ipv6(address: str) -> bool:
         return False
 
 
+def _judged(refusal: Refusal, address: str) -> str | None:
+    try:
+        return refusal(address)
+    except ValueError:  # a resolver answered something that is not an address
+        return "not an IP address"
+
+
 def _refusal_message(target: Target, address: str, reason: str) -> str:
     via = f"{target.host} resolves to {address}, which" if not target.is_ip else address
     return f"{via} is {reason}: sslnotify does not check private or reserved networks"
@@ -81,7 +88,7 @@ def _select(
     chosen: list[str] = []
     skipped: list[NotChecked] = []
     for address in dict.fromkeys(addresses):
-        reason = None if allow_private else refusal(address)
+        reason = None if allow_private else _judged(refusal, address)
         if reason:
             message = f"refused: {reason}, which sslnotify does not check"
             skipped.append(NotChecked(address, message, refused=True))
@@ -105,7 +112,7 @@ def _none_checked(
     if skipped and all(entry.refused for entry in skipped):
         # Worded as the guard has always refused a target: by its first address.
         first = skipped[0].address
-        message = _refusal_message(target, first, refusal(first) or "not allowed")
+        message = _refusal_message(target, first, _judged(refusal, first) or "not allowed")
         return _failure(target, checked_at, CONNECT_ERROR, message, refused=True)
     reasons = "; ".join(f"{entry.address}: {entry.reason}" for entry in skipped)
     message = f"no address of {target.host} can be checked ({reasons})"

@@ -339,3 +339,10 @@ def test_ip_still_probes_exactly_the_one_address(same_port, pki, renewed, old, t
     )
     assert (result.status, [e.address for e in result.addresses]) == ("ok", ["127.0.0.2"])
     assert servers["127.0.0.3"].connections == 0
+
+
+def test_a_resolver_answering_garbage_is_refused_not_raised(trust, dials):
+    result = check(4433, trust, answering("not-an-address"), allow_private=False)
+    assert (result.status, result.codes) == ("error", ("connect_error",))
+    assert result.addresses[0].reason.startswith("refused: not an IP address")
+    assert dials == []
