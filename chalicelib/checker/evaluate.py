@@ -61,8 +61,10 @@ class Problem:
 
 @dataclass(frozen=True)
 class AddressResult:
-    """The verdict on one address behind the name (DESIGN 3.1b); status "not_checked" with a
-    reason for an address deliberately left out, which never counts."""
+    """The verdict on one address behind the name (DESIGN 3.1b).
+
+    An address deliberately left out has status "not_checked" and a reason; it never counts.
+    """
 
     address: str
     status: str
