@@ -120,14 +120,15 @@ def _instrument(recorder: Recorder) -> None:
         return f"{INVOKE}{function.key}.{action}"
 
     recorder.wrap(lambda_api.LambdaService, "run", invocation)
-    recorder.wrap(check, "probe", "probe")
+    recorder.wrap(check, "probe_name", "probe")
     recorder.wrap(check, "gather_evidence", "gather_evidence")
     timed_gather = check.gather_evidence
 
     async def gather_counting_failures(*args: Any, **kwargs: Any) -> Any:
         evidence = await timed_gather(*args, **kwargs)
         # A probe that failed (a timeout under load, say) would silently skew the figures.
-        recorder.tally("probe failures", sum(1 for seen in evidence if seen.error))
+        failures = sum(1 for seen in evidence for probe in seen.probes if probe.error)
+        recorder.tally("probe failures", failures)
         return evidence
 
     check.gather_evidence = gather_counting_failures

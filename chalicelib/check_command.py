@@ -129,18 +129,41 @@ def human_line(result: CheckResult) -> str:
         where = f"{result.protocol}://{where}"
     head = f"{where}  {result.status.upper()}  "
     if result.status == "error" or result.not_after is None:
-        return head + "; ".join(problem.message for problem in result.problems)
+        messages = "; ".join(problem.message for problem in result.problems)
+        return head + messages + address_lines(result)
     day = result.not_after.strftime("%Y-%m-%d")
     if result.days_left is not None and result.days_left >= 0:
         text = f"{_plural(result.days_left)} left (expires {day}, issued by {result.issued_by})"
     else:
         text = f"expired on {day} (issued by {result.issued_by})"
     details = [p.message for p in result.problems if not _repeats_leaf_dates(p, result)]
-    return head + "; ".join([text, *details])
+    return head + "; ".join([text, *details]) + address_lines(result)
+
+
+def address_lines(result: CheckResult) -> str:
+    """Return one indented line per address when the name has several, else nothing."""
+    if len(result.addresses) < 2:
+        return ""
+    lines = []
+    for entry in result.addresses:
+        status = entry.status.replace("_", " ").upper()
+        if entry.status == "not_checked":
+            detail = entry.reason or ""
+        elif entry.not_after is not None and entry.days_left is not None:
+            day = entry.not_after.strftime("%Y-%m-%d")
+            left = f"{_plural(entry.days_left)} left" if entry.days_left >= 0 else "expired"
+            detail = f"{left} (expires {day}, sha256 {(entry.fingerprint or '')[:16]}…)"
+        else:
+            detail = ", ".join(entry.problems)
+        lines.append(f"\n  {entry.address}  {status}  {detail}".rstrip())
+    return "".join(lines)
 
 
 def _repeats_leaf_dates(problem: Problem, result: CheckResult) -> bool:
-    # The leaf's own expiring/expired message only repeats what the line already says.
+    # The leaf's own expiring/expired message only repeats what the line already says,
+    # unless it names the addresses that serve that leaf.
+    if problem.addresses:
+        return False
     if problem.code == "expiring":
         return True
     leaf_expired = result.days_left is not None and result.days_left < 0

@@ -67,6 +67,8 @@ class Settings:
     cors_origin: str = "http://127.0.0.1:8000"
     allow_private_targets: bool = False
     ca_bundle: str | None = None
+    # Whether the checker has a route to IPv6 addresses: a Lambda outside a VPC has none.
+    check_ipv6: bool = True
     check_timeout: float = 10.0
     checker_batch_size: int = 250
     probe_concurrency: int = 250
@@ -102,6 +104,7 @@ class Settings:
             "cors_origin": env.get("SSLNOTIFY_CORS_ORIGIN", site_url),
             "allow_private_targets": _flag(env.get("SSLNOTIFY_ALLOW_PRIVATE_TARGETS")),
             "ca_bundle": env.get("SSLNOTIFY_CA_BUNDLE") or None,
+            "check_ipv6": _flag(env.get("SSLNOTIFY_CHECK_IPV6", "1")),
             "check_timeout": float(env.get("SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout)),
             "checker_batch_size": int(env.get("SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size)),
             "probe_concurrency": int(env.get("SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency)),

@@ -255,6 +255,32 @@ def _days_left_words(days_left: Any) -> str:
     return f"{_days(days_left)} left" if days_left >= 0 else f"expired {_days(-days_left)} ago"
 
 
+_ADDRESS_VERDICTS = {"ok": "", "expiring": ", expiring soon", "invalid": ", invalid"}
+
+
+def _address_lines(result: Mapping[str, Any]) -> list[str]:
+    """Say which address of the name serves what, when the name has several (DESIGN 3.1b)."""
+    entries = [entry for entry in result.get("addresses") or [] if isinstance(entry, Mapping)]
+    if len(entries) < 2:
+        return []
+    lines = []
+    for entry in entries[:20]:
+        address = _one_line(str(entry.get("address") or "an address"), 60)
+        status = str(entry.get("status"))
+        if status == "not_checked":
+            reason = _one_line(str(entry.get("reason") or "no reason given"), 200)
+            lines.append(f"- {address}: not checked ({reason}).")
+        elif entry.get("notAfter"):
+            lines.append(
+                f"- {address} serves a certificate valid until {_date(entry.get('notAfter'))} "
+                f"({_days_left_words(entry.get('daysLeft'))}"
+                f"{_ADDRESS_VERDICTS.get(status, ', ' + _one_line(status, 20))})."
+            )
+        else:
+            lines.append(f"- {address} could not be checked.")
+    return lines
+
+
 def _problem_lines(result: Mapping[str, Any]) -> list[str]:
     lines = []
     for problem in result.get("problems") or []:
@@ -282,6 +308,9 @@ def alert(
     facts = _certificate_facts(result, codes)
     if facts:
         paragraphs.append("The certificate:\n\n" + "\n".join(facts))
+    served = _address_lines(result)
+    if served:
+        paragraphs.append(f"{name} has several addresses; each serves:\n\n" + "\n".join(served))
     problems = _problem_lines(result)
     if problems:
         paragraphs.append("What we found:\n\n" + "\n".join(problems))

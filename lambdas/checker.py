@@ -9,7 +9,8 @@ from typing import Any
 
 from chalicelib import logs
 from chalicelib.checker.check import gather_evidence
-from chalicelib.checker.evaluate import CheckResult, evaluate_tolerances
+from chalicelib.checker.combine import evaluate_name_tolerances
+from chalicelib.checker.evaluate import CheckResult
 from chalicelib.checker.renewal_lookup import amend_all, lookup_from
 from chalicelib.checker.targets import parse_target
 from chalicelib.checker.trust import default_trust
@@ -52,7 +53,7 @@ def judge_group(
 ) -> list[CheckResult]:
     """Judge one target's evidence once; its result for each distinct tolerance, in order."""
     tolerances = _tolerances(group)
-    return evaluate_tolerances(evidence, [_tolerance(t) for t in tolerances], now, trust)
+    return evaluate_name_tolerances(evidence, [_tolerance(t) for t in tolerances], now, trust)
 
 
 def _tolerances(group: Mapping[str, Any]) -> list[str]:
@@ -152,6 +153,7 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
             timeout=settings.check_timeout,
             concurrency=settings.probe_concurrency,
             allow_private=settings.allow_private_targets,
+            check_ipv6=settings.check_ipv6,
             on_evidence=judge,
         )
     )

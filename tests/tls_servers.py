@@ -1,18 +1,21 @@
 """Loopback TLS servers serving a chosen chain, and misbehaving listeners, for tests.
 
-Everything listens on 127.0.0.1 (or ::1) only. Servers run on one asyncio loop in a daemon
-thread shared by the whole test session, so a test may start dozens cheaply.
+Everything listens on loopback only: 127.0.0.1 by default, any 127.x.y.z or ::1 on request.
+Servers run on one asyncio loop in a daemon thread shared by the whole test session, so a test
+may start dozens cheaply.
 
 Fixtures (import them in your conftest with `pytest_plugins = ["tests.tls_servers"]`, or rely on
 tests/conftest.py doing so):
 
-    tls_server(chain, key, *, host="127.0.0.1") -> TLSServer
+    tls_server(chain, key, *, host="127.0.0.1", port=0) -> TLSServer
         `chain` is a sequence of tests.certs.Issued, leaf first, exactly what the server sends
         (leave out the intermediate for an incomplete chain); `key` defaults to chain[0]'s key.
         Weak keys and SHA-1/MD5 certificates are served (OpenSSL security level 0).
         TLSServer has .host, .port, .address ("127.0.0.1:PORT" or "[::1]:PORT"), .connections
         (handshakes begun) and .server_names (the SNI each handshake sent, None when none was).
-    silent_listener(host="127.0.0.1") -> Listener   accepts TCP, never answers (a TLS timeout)
+        `port` (default: any free one) lets servers on 127.0.0.2, 127.0.0.3 and ::1 share one
+        port number, as the several addresses of one name do.
+    silent_listener(host="127.0.0.1", port=0) -> Listener   accepts TCP, never answers
     plain_tcp_listener(host="127.0.0.1") -> Listener answers "HTTP/1.1 400" and closes
     closed_port -> int, callable                    a port nothing listens on (refused) on
                                                     127.0.0.1; `closed_port(host)` for ::1
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 import ssl
 import tempfile
@@ -41,7 +45,7 @@ import pytest
 
 from tests.certs import Issued, TestPKI, make_pki, pem_bundle
 
-LOOPBACK = ("127.0.0.1", "::1")
+LOOPBACK = ("127.0.0.1", "::1")  # the usual hosts; any 127.x.y.z is loopback too
 
 
 class _Loop:
@@ -72,7 +76,11 @@ class _Loop:
 
 
 def _check_loopback(host: str) -> None:
-    if host not in LOOPBACK:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
         raise ValueError(f"test servers listen on loopback only, not {host!r}")
 
 
@@ -98,10 +106,10 @@ def server_context(chain: Sequence[Issued], key=None) -> ssl.SSLContext:
 class _Server:
     """An asyncio server on the shared loop, as a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         _check_loopback(host)
         self.host = host
-        self.port = 0
+        self.port = port
         self.connections = 0
         self._server: asyncio.base_events.Server | None = None
         self._loop = _Loop.get()
@@ -114,7 +122,7 @@ class _Server:
     async def _start(self, ssl_context: ssl.SSLContext | None) -> None:
         options = {"ssl": ssl_context, "ssl_handshake_timeout": 10} if ssl_context else {}
         self._server = await asyncio.start_server(
-            self._handle, self.host, 0, backlog=1024, **options
+            self._handle, self.host, self.port, backlog=1024, **options
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -140,8 +148,10 @@ class _Server:
 class TLSServer(_Server):
     """A TLS server sending `chain` (leaf first) signed by `key`; reads until the client leaves."""
 
-    def __init__(self, chain: Sequence[Issued], key: Issued | None = None, *, host="127.0.0.1"):
-        super().__init__(host)
+    def __init__(
+        self, chain: Sequence[Issued], key: Issued | None = None, *, host="127.0.0.1", port=0
+    ):
+        super().__init__(host, port)
         self.server_names: list[str | None] = []  # the SNI of each handshake (None: none sent)
         context = server_context(chain, key)
         context.sni_callback = self._record_name
@@ -178,12 +188,12 @@ class PlainTCPListener(_Server):
 class SilentListener:
     """A socket that listens but never accepts: TCP connects, TLS never answers."""
 
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
         _check_loopback(host)
         self.host = host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
-        self._socket.bind((host, 0))
+        self._socket.bind((host, port))
         self._socket.listen(1024)
         self.port = self._socket.getsockname()[1]
 
@@ -226,11 +236,13 @@ def has_ipv6_loopback() -> bool:
 
 @pytest.fixture
 def tls_server():
-    """Start TLS servers serving a chosen chain: `tls_server(chain, key=None, host=...)`."""
+    """Start TLS servers serving a chosen chain: `tls_server(chain, key=None, host=..., port=0)`."""
     servers: list[_Server] = []
 
-    def start(chain: Sequence[Issued], key: Issued | None = None, *, host: str = "127.0.0.1"):
-        server = TLSServer(chain, key, host=host)
+    def start(
+        chain: Sequence[Issued], key: Issued | None = None, *, host: str = "127.0.0.1", port=0
+    ):
+        server = TLSServer(chain, key, host=host, port=port)
         servers.append(server)
         return server
 
@@ -241,11 +253,11 @@ def tls_server():
 
 @pytest.fixture
 def silent_listener():
-    """Start listeners that accept TCP and never speak: `silent_listener(host=...)`."""
+    """Start listeners that accept TCP and never speak: `silent_listener(host=..., port=0)`."""
     listeners: list[SilentListener] = []
 
-    def start(host: str = "127.0.0.1") -> SilentListener:
-        listener = SilentListener(host)
+    def start(host: str = "127.0.0.1", port: int = 0) -> SilentListener:
+        listener = SilentListener(host, port)
         listeners.append(listener)
         return listener
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chalicelib.checker import ssrf
-from chalicelib.checker.evaluate import DEFAULT_TOLERANCE, CheckResult, evaluate
-from chalicelib.checker.probe import Evidence, probe
+from chalicelib.checker.addresses import NameEvidence, Refusal, probe_name, probe_one_address
+from chalicelib.checker.combine import evaluate_name
+from chalicelib.checker.evaluate import DEFAULT_TOLERANCE, CheckResult
 from chalicelib.checker.renewal_lookup import RenewalLookup, amend_all, lookup_from
 from chalicelib.checker.targets import Target, parse_target
 from chalicelib.checker.trust import TrustStore, default_trust
@@ -38,26 +39,41 @@ async def gather_evidence(
     allow_private: bool | None = None,
     ip: str | None = None,
     resolver: ssrf.Resolver | None = None,
-    on_evidence: Callable[[int, Evidence], None] | None = None,
-) -> list[Evidence]:
-    """Probe every target concurrently (at most `concurrency` at once); one Evidence per target.
+    on_evidence: Callable[[int, NameEvidence], None] | None = None,
+    check_ipv6: bool | None = None,
+    refusal: Refusal | None = None,
+) -> list[NameEvidence]:
+    """Probe every target concurrently (at most `concurrency` at once); one NameEvidence each.
 
-    Never raises for a network failure. A target the SSRF guard refuses (unless allow_private)
-    yields Evidence with error "connect_error" and `refused=True`. Each probe's timeout starts
-    when it gets a slot, so a slow target delays no other beyond its own timeout.
-    `on_evidence(index, evidence)` is called as each probe ends, so the caller can judge a
-    target while the others are still in flight.
-    Defaults come from the settings (check_timeout, probe_concurrency, allow_private_targets).
+    Every address of a name is probed (at most 16), within the target's one timeout; with `ip`,
+    exactly that address. Never raises for a network failure. A target whose every address
+    the SSRF guard refuses (unless allow_private) yields evidence with `refused` true. Each
+    probe's timeout starts when it gets a slot, so a slow target delays no other beyond its
+    own timeout. `on_evidence(index, evidence)` is called as each probe ends, so the caller
+    can judge a target while the others are still in flight. Defaults come from the settings
+    (check_timeout, probe_concurrency, allow_private_targets, check_ipv6); `refusal` judges
+    an address for the guard (tests let a loopback address pass for a public one).
     """
     timeout = _settings_default(timeout, "check_timeout")
     allow_private = _settings_default(allow_private, "allow_private_targets")
+    check_ipv6 = _settings_default(check_ipv6, "check_ipv6")
     slots = asyncio.Semaphore(max(1, _settings_default(concurrency, "probe_concurrency")))
 
-    async def one(index: int, target: Target) -> Evidence:
+    async def one(index: int, target: Target) -> NameEvidence:
         async with slots:
-            found = await probe(
-                target, ip=ip, timeout=timeout, allow_private=allow_private, resolver=resolver
-            )
+            if ip is not None:
+                found = await probe_one_address(
+                    target, ip, timeout=timeout, allow_private=allow_private
+                )
+            else:
+                found = await probe_name(
+                    target,
+                    timeout=timeout,
+                    allow_private=allow_private,
+                    resolver=resolver,
+                    check_ipv6=check_ipv6,
+                    refusal=refusal,
+                )
         if on_evidence is not None:
             on_evidence(index, found)
         return found
@@ -93,7 +109,7 @@ async def check_many(
         pending = by_address.setdefault(item.ip, [])
         if item.target not in pending:
             pending.append(item.target)
-    evidence: dict[tuple[Target, str | None], Evidence] = {}
+    evidence: dict[tuple[Target, str | None], NameEvidence] = {}
     gathered = await asyncio.gather(
         *(
             gather_evidence(
@@ -111,13 +127,14 @@ async def check_many(
         evidence.update(((target, ip), seen) for target, seen in zip(targets, found, strict=True))
     seen = [evidence[item.target, item.ip] for item in items]
     results = [
-        evaluate(found, now, item.tolerance, trust) for found, item in zip(seen, items, strict=True)
+        evaluate_name(found, now, item.tolerance, trust)
+        for found, item in zip(seen, items, strict=True)
     ]
     return _with_renewal(renewal, seen, results)
 
 
 def _with_renewal(
-    lookup: RenewalLookup | None, evidence: Sequence[Evidence], results: list[CheckResult]
+    lookup: RenewalLookup | None, evidence: Sequence[NameEvidence], results: list[CheckResult]
 ) -> list[CheckResult]:
     """Amend each result with CT and ARI evidence (one lookup per distinct probe)."""
     lookup = lookup if lookup is not None else lookup_from(get_settings())
@@ -152,8 +169,15 @@ def check_target(
     allow_private = _settings_default(allow_private, "allow_private_targets")
     trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
     evidence = asyncio.run(
-        probe(target, timeout=timeout, allow_private=allow_private, resolver=resolver)
+        probe_name(
+            target,
+            timeout=timeout,
+            allow_private=allow_private,
+            resolver=resolver,
+            check_ipv6=get_settings().check_ipv6,
+        )
     )
     if evidence.refused:
+        # Only when every address is refused: otherwise the others are checked.
         raise TargetNotAllowed(evidence.message or f"{target.host} may not be checked")
-    return _with_renewal(renewal, [evidence], [evaluate(evidence, now, tolerance, trust)])[0]
+    return _with_renewal(renewal, [evidence], [evaluate_name(evidence, now, tolerance, trust)])[0]

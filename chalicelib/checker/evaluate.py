@@ -48,10 +48,60 @@ class Problem:
 
     code: str
     message: str
+    addresses: tuple[str, ...] = ()  # set only when seen on some addresses of the name only
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape."""
-        return {"code": self.code, "message": self.message}
+        shape: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.addresses:
+            shape["addresses"] = list(self.addresses)
+        return shape
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Problem:
+        """Rebuild a problem from its JSON."""
+        return cls(data["code"], data["message"], tuple(data.get("addresses") or ()))
+
+
+@dataclass(frozen=True)
+class AddressResult:
+    """The verdict on one address behind the name (DESIGN 3.1b).
+
+    An address deliberately left out has status "not_checked" and a reason; it never counts.
+    """
+
+    address: str
+    status: str
+    problems: tuple[str, ...] = ()
+    days_left: int | None = None
+    not_after: datetime | None = None
+    fingerprint: str | None = None  # SHA-256 of the leaf's DER, lower-case hex
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape."""
+        return {
+            "address": self.address,
+            "status": self.status,
+            "problems": list(self.problems),
+            "daysLeft": self.days_left,
+            "notAfter": iso(self.not_after),
+            "fingerprint": self.fingerprint,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AddressResult:
+        """Rebuild an address's verdict from its JSON."""
+        return cls(
+            address=data["address"],
+            status=data["status"],
+            problems=tuple(data.get("problems") or ()),
+            days_left=data.get("daysLeft"),
+            not_after=parse_iso(data.get("notAfter")),
+            fingerprint=data.get("fingerprint"),
+            reason=data.get("reason"),
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +158,7 @@ class CheckResult:
     address: str | None = None
     protocol: str = "tls"  # or the STARTTLS protocol's name ("smtp", "imap", ...)
     renewal: Renewal | None = None  # CT and ARI evidence, when consulted
+    addresses: tuple[AddressResult, ...] = ()  # every address of the name (DESIGN 3.1b)
 
     @property
     def alert(self) -> bool:
@@ -150,6 +201,7 @@ class CheckResult:
             "address": self.address,
             "protocol": self.protocol,
             "renewal": self.renewal.to_dict() if self.renewal else None,
+            "addresses": [entry.to_dict() for entry in self.addresses],
         }
 
     @classmethod
@@ -163,7 +215,7 @@ class CheckResult:
             days_tolerance=data["daysTolerance"],
             tolerance_mode=data["toleranceMode"],
             status=data["status"],
-            problems=tuple(Problem(p["code"], p["message"]) for p in data["problems"]),
+            problems=tuple(Problem.from_dict(p) for p in data["problems"]),
             days_left=data["daysLeft"],
             not_after=parse_iso(data["notAfter"]),
             not_before=parse_iso(data["notBefore"]),
@@ -184,6 +236,7 @@ class CheckResult:
             address=data.get("address"),
             protocol=data.get("protocol") or "tls",
             renewal=Renewal.from_dict(data.get("renewal")),
+            addresses=tuple(AddressResult.from_dict(a) for a in data.get("addresses") or ()),
         )
 
 

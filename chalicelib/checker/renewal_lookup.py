@@ -19,6 +19,7 @@ from functools import cache
 from cryptography import x509
 
 from chalicelib.checker import renewal as judge
+from chalicelib.checker.addresses import NameEvidence
 from chalicelib.checker.ari import RenewalInfo, default_directories
 from chalicelib.checker.ct import CTSearch
 from chalicelib.checker.evaluate import CheckResult, Problem, status_of
@@ -50,9 +51,14 @@ class RenewalLookup:
         """Count the requests sent to outside services by this process so far."""
         return (self.ct.calls if self.ct else 0) + (self.ari.calls if self.ari else 0)
 
-    def consult(self, evidence: Evidence, results: Sequence[CheckResult]) -> judge.Renewal | None:
-        """Gather CT and ARI evidence for one probed target (None when nothing applies)."""
-        if not self.enabled or not evidence.ok:
+    def consult(self, name: NameEvidence, results: Sequence[CheckResult]) -> judge.Renewal | None:
+        """Gather CT and ARI evidence for one probed name (None when nothing applies).
+
+        The certificate asked about is the one the deciding address served (the result's
+        top-level certificate): that is the one the alert is about.
+        """
+        evidence = _deciding_probe(name, results[0]) if self.enabled and results else None
+        if evidence is None:
             return None
         try:
             leaf = x509.load_der_x509_certificate(evidence.chain[0])
@@ -89,6 +95,21 @@ class RenewalLookup:
             evidence.checked_at,
         )
         return judge.CTFinding(newer=newer)
+
+
+def _deciding_probe(name: NameEvidence, result: CheckResult) -> Evidence | None:
+    served = [probe for probe in name.probes if probe.ok]
+    deciding = [probe for probe in served if probe.address == result.address]
+    return (deciding or served or [None])[0]
+
+
+def _serving(result: CheckResult) -> list[str]:
+    """Return the addresses that serve the deciding certificate (the one alerted about)."""
+    prints = {entry.address: entry.fingerprint for entry in result.addresses}
+    deciding = prints.get(result.address)
+    if deciding is None:
+        return [result.address] if result.address else []
+    return [address for address, print_ in prints.items() if print_ == deciding]
 
 
 def _dns_names(leaf: x509.Certificate) -> list[str]:
@@ -132,7 +153,7 @@ def amend(result: CheckResult, renewal: judge.Renewal | None) -> CheckResult:
     codes = set(result.codes)
     newer = renewal.ct.newer if renewal.ct else None
     if newer is not None and codes & CT_WHEN:
-        where = [result.address] if result.address else []
+        where = _serving(result)
         message = judge.not_deployed_message(newer, where, result.host)
         problems.append(Problem("not_deployed", message))
     if judge.window_moved_forward(renewal.ari, result.not_before, result.not_after):
@@ -146,7 +167,7 @@ def amend(result: CheckResult, renewal: judge.Renewal | None) -> CheckResult:
 
 
 def _consult_safely(
-    lookup: RenewalLookup, evidence: Evidence, results: Sequence[CheckResult]
+    lookup: RenewalLookup, evidence: NameEvidence, results: Sequence[CheckResult]
 ) -> judge.Renewal | None:
     """Consult, and let no surprise from a server's bytes or a service fail the check."""
     try:
@@ -157,7 +178,7 @@ def _consult_safely(
 
 
 def amend_all(
-    lookup: RenewalLookup, judged: Sequence[tuple[Evidence, Sequence[CheckResult]]]
+    lookup: RenewalLookup, judged: Sequence[tuple[NameEvidence, Sequence[CheckResult]]]
 ) -> list[list[CheckResult]]:
     """Consult the outside sources for many targets concurrently; return the amended results."""
     if not lookup.enabled or not judged:

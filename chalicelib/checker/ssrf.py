@@ -128,11 +128,16 @@ def resolve(target: Target, resolver: Resolver | None = None) -> list[str]:
     return list((resolver or system_resolver)(target.host_ascii, target.port))
 
 
-def resolve_allowed(target: Target, resolver: Resolver | None = None) -> list[str]:
-    """Resolve a target and return its addresses; raise TargetNotAllowed if any is not public."""
+def check_name(target: Target) -> None:
+    """Raise TargetNotAllowed for a name local by definition (localhost), before any lookup."""
     name = target.host_ascii
     if name in _LOCAL_NAMES or name.endswith(".localhost"):
         raise TargetNotAllowed(f"{target.host} is a local name: sslnotify does not check it")
+
+
+def resolve_allowed(target: Target, resolver: Resolver | None = None) -> list[str]:
+    """Resolve a target and return its addresses; raise TargetNotAllowed if any is not public."""
+    check_name(target)
     addresses = resolve(target, resolver)
     # One bad address refuses the whole name: the connection could land on any of them.
     for address in addresses:

@@ -433,3 +433,60 @@ def test_the_card_shows_an_undeployed_renewal_and_the_cas_window(page, local_sta
     advice = page.locator('.problem[data-code="not_deployed"]').inner_text()
     assert "Reload or restart the server" in advice
     assert_quiet(watch, local_stack)
+
+
+def test_check_now_lists_which_address_serves_what(page, local_stack, watch):
+    """DESIGN 3.1b: a name with several addresses shows each one's verdict on the card."""
+    served = {
+        "host": "dual.example", "hostAscii": "dual.example", "port": 443,
+        "daysTolerance": 30, "toleranceMode": "days", "status": "expiring", "alert": True,
+        "problems": [{
+            "code": "expiring", "addresses": ["2001:db8::7"],
+            "message": "2001:db8::7 serves a certificate that expires in 3 days (2026-12-03)",
+        }],
+        "daysLeft": 3, "notAfter": "2026-12-03T12:00:00Z", "notBefore": "2026-09-04T12:00:00Z",
+        "issuedBy": "Demo CA", "subject": "dual.example", "validHosts": ["dual.example"],
+        "chain": [], "earliestExpiry": None, "checkedAt": "2026-11-30T12:00:00Z",
+        "response": "SSL certificate for dual.example will expire in 3 days; 2001:db8::7 still "
+        "serves the certificate that expires on 3 December 2026; 192.0.2.7 serves the renewed "
+        "one, which expires on 27 February 2027",
+        "address": "2001:db8::7",
+        "addresses": [
+            {"address": "2001:db8::7", "status": "expiring", "problems": ["expiring"],
+             "daysLeft": 3, "notAfter": "2026-12-03T12:00:00Z", "fingerprint": "ab" * 32,
+             "reason": None},
+            {"address": "192.0.2.7", "status": "ok", "problems": [], "daysLeft": 89,
+             "notAfter": "2027-02-27T12:00:00Z", "fingerprint": "cd" * 32, "reason": None},
+            {"address": "2001:db8::8", "status": "not_checked", "problems": [],
+             "daysLeft": None, "notAfter": None, "fingerprint": None,
+             "reason": "this checker has no IPv6 route"},
+        ],
+    }  # fmt: skip
+    # The API's answer is stood in for: no test may reach these documentation addresses.
+    page.route(
+        f"{local_stack.api_url}/check/**",
+        lambda route: route.fulfill(
+            status=200,
+            json=served,
+            headers={"Access-Control-Allow-Origin": local_stack.frontend_url},
+        ),
+    )
+    assert check(page, local_stack, "dual.example") == "expiring"
+    entries = page.locator("#result-addresses li.address-entry")
+    assert entries.count() == 3
+    assert [entries.nth(n).get_attribute("data-status") for n in range(3)] == [
+        "expiring", "ok", "not_checked",
+    ]  # fmt: skip
+    assert "2001:db8::7" in entries.nth(0).inner_text()
+    assert "(3 days)" in entries.nth(0).inner_text()
+    assert "SHA-256 abababababababab" in entries.nth(0).inner_text()
+    assert "this checker has no IPv6 route" in entries.nth(2).inner_text()
+    assert "192.0.2.7 serves the renewed one" in page.locator("#result-sentence").inner_text()
+    assert page.locator('.problem[data-code="expiring"]').inner_text().count("2001:db8::7") == 1
+    assert_quiet(watch, local_stack)
+
+
+def test_a_single_address_shows_no_address_list(page, local_stack):
+    server = local_stack.serve(days_left=80)
+    assert check(page, local_stack, f"127.0.0.1:{server.port}") == "ok"
+    assert page.locator("#result-addresses-block").is_hidden()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -12,6 +13,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import aws
+from chalicelib.checker import ssrf
 from chalicelib.config import reset_settings, resources
 from chalicelib.logs import JsonFormatter
 
@@ -363,6 +365,31 @@ def test_check_now_answers_the_check_result(client, private_allowed, tls_server,
     assert result["host"] == "127.0.0.1" and result["port"] == server.port
     assert result["daysTolerance"] == 20
     assert result["status"] == "ok" and result["alert"] is False
+    (entry,) = result["addresses"]  # DESIGN 3.1b: one address, listed once
+    assert entry == {
+        "address": "127.0.0.1",
+        "status": "ok",
+        "problems": [],
+        "daysLeft": result["daysLeft"],
+        "notAfter": result["notAfter"],
+        "fingerprint": hashlib.sha256(leaf.der).hexdigest(),
+        "reason": None,
+    }
+
+
+def test_check_now_checks_every_address_of_a_name(
+    client, private_allowed, tls_server, test_pki, monkeypatch
+):
+    leaf = test_pki.leaf(dns=["multi.test"])
+    first = tls_server([leaf, test_pki.intermediate], host="127.0.0.2")
+    try:
+        tls_server([leaf, test_pki.intermediate], host="127.0.0.3", port=first.port)
+    except OSError:
+        pytest.skip("the port is taken on 127.0.0.3")
+    monkeypatch.setattr(ssrf, "system_resolver", lambda host, port: ["127.0.0.2", "127.0.0.3"])
+    result = body(client.http.get(f"/check/multi.test?port={first.port}"))
+    assert result["status"] == "ok"
+    assert [entry["address"] for entry in result["addresses"]] == ["127.0.0.2", "127.0.0.3"]
 
 
 def test_check_now_answers_200_when_the_check_fails(client, private_allowed, closed_port):

@@ -4,10 +4,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
+from chalicelib.checker import ssrf
+from chalicelib.config import reset_settings
 from chalicelib.invoke import invoke
 from tests.integration import sweep_stack
 from tests.integration.sweep_stack import DAY1, DAY2, DAY3, sent_messages, text_of
-from tests.tls_servers import find_closed_port
+from tests.tls_servers import TLSServer, find_closed_port
 
 # The stack's fixtures, made visible to this module's tests.
 stack, sweep_pki, sweep_ca_bundle = (
@@ -387,3 +389,39 @@ def test_a_ct_service_that_is_down_fails_no_check_and_the_report_counts_it(
 
     report = compose(datetime(2026, 11, 20, 7, tzinfo=UTC), {"subscriptions": 2}, counts, {})
     assert "renewal information (CT logs, the CA's ARI) unknown for 1 target" in report.text
+
+
+def test_a_name_whose_one_address_serves_an_old_certificate_alerts_and_says_which(
+    stack, monkeypatch
+):
+    """DESIGN 3.1b in the sweep: every address probed, the mail says which serves what."""
+    name = "multi.test"
+    renewed = stack.leaf(80, dns=[name], ips=[])
+    old = stack.leaf(5, dns=[name], ips=[])
+    for _ in range(20):
+        fresh = TLSServer([renewed, stack.pki.intermediate], host="127.0.0.2")
+        try:
+            stale = TLSServer([old, stack.pki.intermediate], host="127.0.0.3", port=fresh.port)
+        except OSError:
+            fresh.close()
+            continue
+        break
+    stack.servers += [fresh, stale]
+    monkeypatch.setattr(
+        ssrf, "system_resolver", lambda host, port: ["127.0.0.2", "127.0.0.3", "::1"]
+    )
+    monkeypatch.setenv("SSLNOTIFY_CHECK_IPV6", "0")  # as in AWS: a Lambda without IPv6 egress
+    reset_settings()
+    stack.subscribe(ANN, f"{name}:{fresh.port}")
+    stack.sweep(DAY1)
+    (alert,) = stack.mail_to(ANN)
+    assert alert["Subject"] == f"SSL alert for {name}:{fresh.port}: certificate expires in 5 days"
+    text = " ".join(text_of(alert).split())
+    assert f"{name}:{fresh.port} has several addresses; each serves:" in text
+    assert "- 127.0.0.3 serves a certificate valid until" in text
+    assert "(5 days left, expiring soon)." in text
+    assert "(80 days left)." in text
+    assert "- ::1: not checked (this checker has no IPv6 route)." in text
+    assert "127.0.0.3 serves a certificate that expires in 5 days" in text
+    assert (fresh.connections, stale.connections) == (1, 1)
+    assert stack.lambdas.failures == []

@@ -202,7 +202,7 @@ def test_a_slow_target_does_not_delay_the_others(tls_server, silent_listener, pk
         gather_evidence(targets, timeout=0.5, concurrency=10, allow_private=True)
     )
     elapsed = time.monotonic() - started
-    assert [e.error for e in evidence] == ["timeout"] * 6 + [None]
+    assert [e.probes[0].error for e in evidence] == ["timeout"] * 6 + [None]
     assert elapsed < 1.5  # all at once, not 6 x 0.5 s
 
 
@@ -241,5 +241,5 @@ def test_the_guard_refuses_loopback_in_a_batch_without_connecting(tls_server, pk
     server = tls_server([pki.leaf(dns=[], ips=["127.0.0.1"]), pki.intermediate])
     targets = [parse_target(f"127.0.0.1:{server.port}"), parse_target(f"0x7f.1:{server.port}")]
     evidence = asyncio.run(gather_evidence(targets, timeout=5, concurrency=2, allow_private=False))
-    assert [(e.error, e.refused) for e in evidence] == [("connect_error", True)] * 2
+    assert [(e.probes[0].error, e.refused) for e in evidence] == [("connect_error", True)] * 2
     assert server.connections == 0

@@ -326,3 +326,28 @@ def test_a_lookup_that_raises_leaves_the_results_as_judged(tls_server, pki, trus
     result = check(tls_server([served, pki.intermediate]), trust, sources)
     assert codes(result) == ["expiring"]
     assert result.renewal is None
+
+
+def test_with_several_addresses_the_message_names_those_serving_the_old_one(
+    tls_server, pki, trust, now, renewal_services
+):
+    served = leaf(pki, not_before=now - 80 * DAY, days=85)
+    renewed = leaf(pki, not_before=now - 2 * DAY, days=90)
+    renewal_services.issuances["localhost"] = [issuance_json(renewed, NAMES)]
+    old = tls_server([served, pki.intermediate], host="127.0.0.2")
+    tls_server([renewed, pki.intermediate], host="127.0.0.3", port=old.port)
+    result = check_target(
+        f"localhost:{old.port}",
+        30,
+        allow_private=True,
+        trust=trust,
+        resolver=lambda host, port: ["127.0.0.2", "127.0.0.3"],
+        renewal=lookup(renewal_services, ari=False),
+        timeout=5,
+    )
+    assert result.status == "expiring"
+    assert "not_deployed" in codes(result)
+    message = next(p.message for p in result.problems if p.code == "not_deployed")
+    assert message.endswith(
+        "but 127.0.0.2 still serves the old one: reload or redeploy your server"
+    )

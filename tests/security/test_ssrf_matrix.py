@@ -5,6 +5,8 @@ Every form is refused by the guard (with an injected resolver), by the check-now
 sweep's checker, which never connects. Only loopback is ever reached for real: a canary
 listener on 127.0.0.1 (or ::1) proves nothing connected. Every other destination is
 intercepted by the network jail (tests/security/conftest.py) before a packet leaves.
+A name with a public address among private ones is checked on the public one only (DESIGN
+3.1b): its private addresses are listed as refused and never dialled.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ class Form:
     resolves_to: tuple[str, ...] = ()  # for names: what the (fake) DNS answers
     loopback: bool = False  # reachable live on loopback: the canary must stay untouched
     subscribe_refused: bool = True  # the subscription route refuses it without resolving
+    partly_public: bool = False  # a public address too: checked there, refused on the others
 
 
 def name(text: str, kind: str, *addresses: str, loopback: bool = False) -> Form:
     """Return a form that is a DNS name resolving to these addresses."""
-    return Form(text, kind, addresses, loopback, subscribe_refused=False)
+    return Form(text, kind, addresses, loopback, False, partly_public=PUBLIC in addresses)
 
 
 FORMS = [
@@ -201,6 +204,8 @@ def test_check_now_refuses_every_form_with_403(
     v4, v6 = loopback_canaries
     wrong = []
     for form in FORMS:
+        if form.partly_public:
+            continue  # checked on its public address: see the test after this one
         answer_for(network_jail, form)
         with_port = ":" not in form.text.replace("::", "") and "/" not in form.text
         response = api.http.get(check_path(form.text, v4.port if with_port else None))
@@ -211,6 +216,26 @@ def test_check_now_refuses_every_form_with_403(
     assert wrong == []
     assert v4.connections == 0 and v6.connections == 0
     assert network_jail.attempts == [] and network_jail.connected == []
+
+
+def test_a_name_with_public_and_private_addresses_is_checked_on_the_public_one_only(
+    api, network_jail, generous_limits
+):
+    """DESIGN 3.1b: the private address is listed as refused, never dialled; the public one is."""
+    form = next(form for form in FORMS if form.partly_public)
+    answer_for(network_jail, form)
+    response = api.http.get(check_path(form.text, 4443))
+    assert response.status_code == 200, response.body
+    body = json.loads(response.body)
+    private = [address for address in form.resolves_to if address != PUBLIC]
+    entries = {entry["address"]: entry for entry in body["addresses"]}
+    assert set(entries) == {PUBLIC, *private}
+    for address in private:
+        assert entries[address]["status"] == "not_checked"
+        assert entries[address]["reason"].startswith("refused: a private address")
+    assert entries[PUBLIC]["status"] == "error"  # the jail refused the public dial
+    assert network_jail.take() == [(PUBLIC, 4443)]  # only the public address was dialled
+    assert network_jail.connected == []
 
 
 def test_loopback_forms_are_refused_live_with_the_canary_listening(
@@ -270,7 +295,8 @@ def test_names_resolving_privately_are_never_probed_by_the_sweep(api, lambdas, n
     states = [s for s in table_items("checkstate") if not s["subscriber"].startswith("#")]
     assert len(states) == len(stored)
     assert {state["status"] for state in states} == {"error"}
-    assert network_jail.attempts == []
+    # Only a name's public address is ever dialled (and the jail intercepts that dial).
+    assert {host for host, _port in network_jail.take()} <= {PUBLIC}
     assert network_jail.connected == []
 
 

@@ -250,3 +250,42 @@ def test_an_early_renewal_request_names_the_deadline_the_reason_and_what_to_do()
 def test_an_expiring_certificate_without_outside_evidence_gets_no_advice_paragraph():
     message = emails.alert(SETTINGS, EMAIL, TOKEN, "example.com:443", result())
     assert "What to do" not in message.text
+
+
+def test_alert_says_which_address_serves_what():
+    """DESIGN 3.1b: the IPv4 server renewed, the IPv6 one forgotten."""
+    dual_stack = result(
+        daysLeft=3,
+        notAfter="2026-12-03T12:00:00Z",
+        problems=[
+            {
+                "code": "expiring",
+                "message": "2001:db8::7 serves a certificate that expires in 3 days (2026-12-03)",
+                "addresses": ["2001:db8::7"],
+            }
+        ],
+        addresses=[
+            {"address": "2001:db8::7", "status": "expiring", "problems": ["expiring"],
+             "daysLeft": 3, "notAfter": "2026-12-03T12:00:00Z", "fingerprint": "aa" * 32,
+             "reason": None},
+            {"address": "192.0.2.7", "status": "ok", "problems": [], "daysLeft": 89,
+             "notAfter": "2027-02-27T12:00:00Z", "fingerprint": "bb" * 32, "reason": None},
+            {"address": "2001:db8::8", "status": "not_checked", "problems": [],
+             "daysLeft": None, "notAfter": None, "fingerprint": None,
+             "reason": "this checker has no IPv6 route"},
+        ],
+    )  # fmt: skip
+    text = emails.alert(SETTINGS, EMAIL, TOKEN, "example.com:443", dual_stack).text
+    assert "example.com has several addresses; each serves:" in text
+    assert (
+        "- 2001:db8::7 serves a certificate valid until 3 December 2026, 12:00 UTC "
+        "(3 days left, expiring soon)." in text
+    )
+    assert (
+        "- 192.0.2.7 serves a certificate valid until 27 February 2027, 12:00 UTC (89 days left)."
+        in text
+    )
+    assert "- 2001:db8::8: not checked (this checker has no IPv6 route)." in text
+    assert "- 2001:db8::7 serves a certificate that expires in 3 days (2026-12-03)." in text
+    single = emails.alert(SETTINGS, EMAIL, TOKEN, "example.com:443", result()).text
+    assert "several addresses" not in single

@@ -24,8 +24,16 @@ def test_the_environment_rebuilds_the_same_settings():
         ct_search_url="http://127.0.0.1:9/v1/issuances",
         acme_directories=(("Test CA", "http://127.0.0.1:9/directory"),),
         outside_timeout=1.5,
+        check_ipv6=False,
     )
     assert Settings.from_env(function_environment(settings)) == settings
+
+
+def test_ipv6_is_checked_unless_the_setting_says_there_is_no_route():
+    assert Settings.from_env({}).check_ipv6 is True
+    assert Settings.from_env({"SSLNOTIFY_CHECK_IPV6": "0"}).check_ipv6 is False
+    assert Settings.from_env({"SSLNOTIFY_CHECK_IPV6": "1"}).check_ipv6 is True
+    assert "SSLNOTIFY_CHECK_IPV6" not in function_environment(Settings.from_env({}))
 
 
 def test_the_defaults_rebuild_too():

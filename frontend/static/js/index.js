@@ -168,6 +168,7 @@
     }
     $("#result-checked").text(formatDates(result.checkedAt).local);
     showProblems(result.problems || []);
+    showAddresses(result.addresses || []);
     showChain(result.chain || [], result.earliestExpiry);
     showRenewal(result.renewal || {});
     $result.removeClass("d-none");
@@ -219,6 +220,36 @@
       $list.append($item);
     });
     $("#result-problems-block").toggleClass("d-none", problems.length === 0);
+  }
+
+  /* A name with several addresses: say which address serves what (DESIGN 3.1b). */
+  function showAddresses(addresses) {
+    var $list = $("#result-addresses").empty();
+    $.each(addresses, function (_, entry) {
+      var checked = entry.status !== "not_checked";
+      var status = checked ? (STATUSES[entry.status] || STATUSES.error)
+        : { label: "Not checked", css: "text-bg-light" };
+      var $item = $("<li>").addClass("list-group-item address-entry")
+        .attr("data-status", entry.status);
+      var $head = $("<div>").addClass("fw-semibold").text(entry.address || "");
+      $head.append($("<span>").addClass("badge ms-2 " + status.css).text(status.label));
+      $item.append($head);
+      if (!checked) {
+        $item.append($("<div>").addClass("small").text(entry.reason || ""));
+      } else if (entry.notAfter) {
+        $item.append($("<div>").addClass("small").text("Serves a certificate that expires " +
+          formatDates(entry.notAfter).utc + " (" + daysText(entry.daysLeft) + ")"));
+        $item.append($("<div>").addClass("small text-body-secondary font-monospace")
+          .text("SHA-256 " + String(entry.fingerprint || "").slice(0, 16) + "…"));
+      } else {
+        $item.append($("<div>").addClass("small").text("No certificate: " +
+          $.map(entry.problems || [], function (code) {
+            return (ADVICE[code] || [code])[0];
+          }).join(", ")));
+      }
+      $list.append($item);
+    });
+    $("#result-addresses-block").toggleClass("d-none", addresses.length < 2);
   }
 
   function showChain(chain, earliest) {
