@@ -29,8 +29,10 @@
       "The certificate does not cover this host name. Get a certificate that lists this name, or " +
       "check that the server picks the right certificate for it (SNI)."],
     untrusted: ["Not trusted",
-      "Browsers cannot link this certificate to a trusted authority. Install the intermediate " +
-      "certificates (the full chain), or use a certificate from a publicly trusted authority."],
+      "Browsers cannot link this certificate to a trusted authority, or a rule of the chain " +
+      "forbids it (the message above says which). Install the intermediate certificates (the " +
+      "full chain); if a rule is broken, get a certificate issued for TLS servers by a CA " +
+      "allowed to issue it, or use one from a publicly trusted authority."],
     self_signed: ["Self-signed",
       "The certificate signs itself, so browsers do not trust it. Use one from a public " +
       "authority such as Let's Encrypt."],
