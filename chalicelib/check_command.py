@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cafile", help="PEM file of extra trusted root certificates")
     parser.add_argument("--timeout", default="10", help="seconds allowed per target (10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+    parser.add_argument(
+        "--no-revocation",
+        action="store_true",
+        help="do not look up whether the certificates are revoked (OCSP, CRLs)",
+    )
 
 
 def parse_days(text: str) -> int | str:
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             concurrency=settings.probe_concurrency,
             allow_private=True,
             trust=trust,
+            check_revocation=False if args.no_revocation else None,
         )
     )
     for result in results:

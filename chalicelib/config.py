@@ -53,6 +53,7 @@ class Settings:
     allow_private_targets: bool = False
     ca_bundle: str | None = None
     check_timeout: float = 10.0
+    check_revocation: bool = True
     checker_batch_size: int = 250
     probe_concurrency: int = 250
     ses_send_rate: float = 14.0
@@ -81,6 +82,8 @@ class Settings:
             "allow_private_targets": _flag(env.get("SSLNOTIFY_ALLOW_PRIVATE_TARGETS")),
             "ca_bundle": env.get("SSLNOTIFY_CA_BUNDLE") or None,
             "check_timeout": float(env.get("SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout)),
+            # On unless turned off: a revoked certificate is an outage the dates do not show.
+            "check_revocation": _flag(env.get("SSLNOTIFY_CHECK_REVOCATION", "on")),
             "checker_batch_size": int(env.get("SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size)),
             "probe_concurrency": int(env.get("SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency)),
             "ses_send_rate": float(env.get("SSLNOTIFY_SES_RATE", cls.ses_send_rate)),

@@ -128,6 +128,8 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
             concurrency=settings.probe_concurrency,
             allow_private=settings.allow_private_targets,
             on_evidence=judge,
+            trust=trust,
+            check_revocation=settings.check_revocation,
         )
     )
     results = [entry for entry in checked if entry is not None]

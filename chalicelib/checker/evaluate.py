@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
 from chalicelib.checker.probe import Evidence
+from chalicelib.checker.revocation import NOT_CHECKED, Revocation
 from chalicelib.checker.trust import TrustStore, build_path, default_trust, is_self_signed
 
 DEFAULT_TOLERANCE = 30
@@ -29,6 +30,7 @@ INVALID_CODES = (
     "self_signed",
     "weak_signature",
     "weak_key",
+    "revoked",
 )
 EXPIRING_CODES = ("expiring", "chain_expiring")
 STATUSES = ("ok", "expiring", "invalid", "error")  # in order of severity
@@ -102,6 +104,7 @@ class CheckResult:
     response: str
     checked_at: datetime
     address: str | None = None
+    revocation: Revocation | None = None  # None when no certificate was obtained
 
     @property
     def alert(self) -> bool:
@@ -141,6 +144,7 @@ class CheckResult:
             "response": self.response,
             "checkedAt": iso(self.checked_at),
             "address": self.address,
+            "revocation": self.revocation.to_dict() if self.revocation else None,
         }
 
     @classmethod
@@ -173,6 +177,7 @@ class CheckResult:
             response=data["response"],
             checked_at=parse_iso(data["checkedAt"]),
             address=data.get("address"),
+            revocation=Revocation.from_dict(data.get("revocation")),
         )
 
 
@@ -468,6 +473,7 @@ class _Judged:
             response=self.response,
             checked_at=self.evidence.checked_at,
             address=self.evidence.address,
+            revocation=self.evidence.revocation or NOT_CHECKED,
         )
 
 
@@ -491,6 +497,9 @@ def _judge(
         )
     if not path.verified:
         later.append(Problem("untrusted", path.reason or "no path to a trusted root"))
+    revocation = evidence.revocation
+    if revocation is not None and revocation.status == "revoked":
+        later.append(Problem("revoked", f"{revocation.message}: a new certificate is needed now"))
     if is_self_signed(leaf):
         later.append(
             Problem("self_signed", "the certificate signs itself instead of being issued by a CA")
