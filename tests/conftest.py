@@ -12,7 +12,7 @@ import pytest
 from chalicelib import aws
 from chalicelib.config import get_settings, reset_settings
 
-pytest_plugins = ["tests.tls_servers"]
+pytest_plugins = ["tests.tls_servers", "tests.http_servers"]
 
 
 def _import_moto_backends() -> None:

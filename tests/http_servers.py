@@ -7,6 +7,7 @@
     server.route("/slow", SILENT)          # accepts, never answers
     server.route("/endless", ENDLESS)      # headers, then a body that never ends
     server.route("/drip", DRIP)            # one byte every 0.2 s, forever
+    server.route("/old", Redirect(url))    # 302 to url
     server.requests["/ca.crl"]             # how many requests each path got
 
 Fixture: `http_source` gives a started server, stopped at the end of the test.
@@ -26,6 +27,13 @@ ENDLESS = object()
 DRIP = object()
 
 
+class Redirect:
+    """Answer 302 with this Location."""
+
+    def __init__(self, location: str):
+        self.location = location
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -37,9 +45,16 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with owner.lock:
             owner.requests[path] += 1
+            owner.hosts.append(self.headers.get("Host"))
             behaviour = owner.routes.get(path)
         if behaviour is None:
             self.send_error(404)
+            return
+        if isinstance(behaviour, Redirect):
+            self.send_response(302)
+            self.send_header("Location", behaviour.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if behaviour is SILENT:
             owner.stopping.wait(30)
@@ -83,20 +98,23 @@ class HTTPSourceServer:
     def __init__(self, host: str = "127.0.0.1"):
         self.routes: dict[str, object] = {}
         self.requests: Counter[str] = Counter()
+        self.hosts: list[str | None] = []  # the Host header of each request
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.bytes_sent = 0
         self._server = _Server((host, 0), _Handler)
         self._server.owner = self
         self.host, self.port = host, self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def url(self, path: str) -> str:
         """Return the URL of a path on this server."""
         return f"http://{self.host}:{self.port}{path}"
 
     def route(self, path: str, behaviour: object) -> None:
-        """Answer `path` with bytes, a function of the request body, SILENT, ENDLESS or DRIP."""
+        """Answer `path` with bytes, a function of the body, a Redirect, SILENT, ENDLESS or DRIP."""
         with self.lock:
             self.routes[path] = behaviour
 

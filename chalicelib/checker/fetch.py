@@ -108,13 +108,27 @@ class _PinnedConnection(HTTPConnection):
 
     def _new_conn(self) -> socket.socket:
         try:
-            sock = socket.create_connection(
-                (self._pinned, self.port), timeout=self._watchdog.remaining()
-            )
+            sock = open_socket(self._pinned, self.port, self._watchdog.remaining())
         except (OSError, FetchFailed) as error:
             raise NewConnectionError(self, f"cannot connect to {self._pinned}: {error}") from error
         self._watchdog.watch(sock)
         return sock
+
+
+def open_socket(address: str, port: int, timeout: float) -> socket.socket:
+    """Connect to an IP address; AI_NUMERICHOST makes sure no name lookup happens here."""
+    family, kind, protocol, _name, where = socket.getaddrinfo(
+        address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+    )[0]
+    sock = socket.socket(family, kind, protocol)
+    try:
+        sock.settimeout(timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.connect(where)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _PinnedPool(HTTPConnectionPool):
@@ -232,15 +246,27 @@ def _exchange(
                 return response.status_code, None, b""
             return 200, None, _read_body(response, max_bytes, watchdog)
     except requests.RequestException as error:
-        if watchdog.expired:
+        if watchdog.expired or isinstance(error, requests.Timeout):
             raise FetchFailed("no complete answer within the time allowed") from error
-        raise _Unreachable(str(error)) from error
+        raise _Unreachable(_reason(error, address)) from error
     finally:
         session.close()
 
 
 class _Unreachable(Exception):
     pass
+
+
+def _reason(error: BaseException, address: str) -> str:
+    """Say in words why a request failed (the innermost OS error, not urllib3's repr)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return f"cannot connect to {address}: {seen.strerror.lower()}"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(error, requests.ConnectionError):
+        return f"the connection to {address} failed"
+    return f"the request to {address} failed ({type(error).__name__})"
 
 
 def fetch(
@@ -274,7 +300,7 @@ def fetch(
                     )
                     break
                 except _Unreachable as error:
-                    failure = f"{target.host} is unreachable ({error})"
+                    failure = str(error)
             else:
                 raise FetchFailed(failure)
             if status == 200:

@@ -140,6 +140,9 @@ def test_check_now_shows_a_good_certificate(page, local_stack, watch):
     assert "(your time)" in page.locator("#result-expiry-local").inner_text()
     assert page.locator("#result-issuer").inner_text().startswith("sslnotify")
     assert "127.0.0.1" in page.locator("#result-names li").all_inner_texts()
+    # The test leaf names no OCSP responder and no CRL: the card says so, without alarm.
+    revocation = page.locator("#result-revocation").inner_text()
+    assert revocation.startswith("Unknown: ") and "no OCSP responder and no CRL" in revocation
     assert page.locator("#result-chain li").count() == 2
     assert page.locator("#result-chain li.chain-earliest").count() == 1
     assert result.locator(".problem").count() == 0
