@@ -37,6 +37,9 @@ OCSP_MAX_AGE = timedelta(days=1)
 MAX_URLS = 3  # per certificate and kind: a certificate could name hundreds
 FETCH_CONCURRENCY = 32  # fetches in flight at once per check run (each is a thread)
 FAILURE_TTL = 300.0  # seconds a failed CRL fetch is remembered, so a sweep does not retry it
+# CAs publish CRLs far more often than their nextUpdate (days away) requires: a warm process
+# keeps an answer at most this long, so each daily sweep sees the day's revocations.
+CACHE_MAX_AGE = 6 * 3600.0
 _REASONS = {
     x509.ReasonFlags.key_compromise: "key compromise",
     x509.ReasonFlags.ca_compromise: "CA compromise",
@@ -334,11 +337,14 @@ class _CrlEntry:
     size: int
     failure: str | None = None
     retry_after: float = 0.0  # monotonic time, for failures
+    fetched_at: float = field(default_factory=time.monotonic)
     signed_by: set[bytes] = field(default_factory=set)  # issuer fingerprints that verified it
 
 
 class RevocationCache:
     """CRLs by URL until their nextUpdate, OCSP answers by (issuer, serial) until theirs.
+
+    Never longer than `max_age` seconds (6 hours): fetched once per sweep, not once a week.
 
     Bounded (entries and CRL bytes, least recently used out first), shared by every check of a
     warm process, so a sweep of many targets of one CA fetches its CRL once. Concurrent checks
@@ -351,12 +357,14 @@ class RevocationCache:
         max_crl_bytes: int = 64 * 1024 * 1024,
         max_entries: int = 512,
         failure_ttl: float = FAILURE_TTL,
+        max_age: float = CACHE_MAX_AGE,
     ):
         self.max_crl_bytes = max_crl_bytes
         self.max_entries = max_entries
         self.failure_ttl = failure_ttl
+        self.max_age = max_age
         self._crls: OrderedDict[str, _CrlEntry] = OrderedDict()
-        self._ocsp: OrderedDict[tuple, tuple[Revocation, datetime]] = OrderedDict()
+        self._ocsp: OrderedDict[tuple, tuple[Revocation, datetime, float]] = OrderedDict()
         self._pending: dict[tuple[int, str], asyncio.Future] = {}
         self._lock = threading.Lock()  # the local server checks from several threads
 
@@ -387,7 +395,8 @@ class RevocationCache:
                 fresh = time.monotonic() < entry.retry_after
             else:
                 next_update = entry.crl.next_update_utc
-                fresh = next_update is not None and now <= next_update
+                young = time.monotonic() - entry.fetched_at < self.max_age
+                fresh = young and next_update is not None and now <= next_update
             if not fresh:
                 del self._crls[url]
                 return None
@@ -434,14 +443,17 @@ class RevocationCache:
         """Return a cached OCSP verdict still valid at `now`."""
         with self._lock:
             found = self._ocsp.get(key)
-            if found is None or found[1] < now:
+            if found is None:
                 return None
-            return found[0]
+            verdict, holds_until, fetched_at = found
+            if holds_until < now or time.monotonic() - fetched_at >= self.max_age:
+                return None
+            return verdict
 
     def store_ocsp(self, key: tuple, verdict: Revocation, holds_until: datetime) -> None:
         """Remember a definite OCSP verdict until `holds_until`."""
         with self._lock:
-            self._ocsp[key] = (verdict, holds_until)
+            self._ocsp[key] = (verdict, holds_until, time.monotonic())
             self._ocsp.move_to_end(key)
             while len(self._ocsp) > self.max_entries * 8:
                 self._ocsp.popitem(last=False)

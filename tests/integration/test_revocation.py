@@ -548,6 +548,20 @@ def test_a_crl_is_fetched_again_after_its_next_update(pki, trust, http_source):
     assert http_source.requests["/short.crl"] == 2
 
 
+def test_a_warm_process_fetches_the_crl_again_for_the_next_sweep(pki, trust, http_source):
+    url = http_source.url("/daily.crl")
+    leaf = pki.leaf(crl_urls=[url])
+    http_source.route("/daily.crl", make_crl(pki.intermediate))
+    cache = RevocationCache(max_age=0.2)
+    assert run(checker(trust, cache=cache), leaf, pki.intermediate).status == "good"
+    assert run(checker(trust, cache=cache), leaf, pki.intermediate).status == "good"
+    assert http_source.requests["/daily.crl"] == 1
+    time.sleep(0.3)  # the next day's sweep, in the same warm process
+    http_source.route("/daily.crl", make_crl(pki.intermediate, revoked=[revoked_entry(leaf)]))
+    assert run(checker(trust, cache=cache), leaf, pki.intermediate).status == "revoked"
+    assert http_source.requests["/daily.crl"] == 2
+
+
 def test_an_unreachable_crl_is_not_retried_by_every_target(pki, trust, http_source):
     url = http_source.url("/silent.crl")
     http_source.route("/silent.crl", SILENT)
