@@ -100,7 +100,7 @@ def free_base_port(count: int = 4, start: int = 21000, stop: int = 60000) -> int
 def _instrument(recorder: Recorder) -> None:
     """Wrap what the sweep runs; before any handler module is imported, so imports see it."""
     from chalicelib import emails, mailer
-    from chalicelib.checker import check
+    from chalicelib.checker import check, revocation
     from local import lambda_api
 
     def invocation(_service: Any, function: Any, payload: Any) -> str:
@@ -110,12 +110,16 @@ def _instrument(recorder: Recorder) -> None:
     recorder.wrap(lambda_api.LambdaService, "run", invocation)
     recorder.wrap(check, "probe", "probe")
     recorder.wrap(check, "gather_evidence", "gather_evidence")
+    recorder.wrap(revocation.RevocationChecker, "check", "revocation")
     timed_gather = check.gather_evidence
 
     async def gather_counting_failures(*args: Any, **kwargs: Any) -> Any:
         evidence = await timed_gather(*args, **kwargs)
         # A probe that failed (a timeout under load, say) would silently skew the figures.
         recorder.tally("probe failures", sum(1 for seen in evidence if seen.error))
+        statuses = [seen.revocation.status for seen in evidence if seen.revocation]
+        for status in ("good", "revoked", "unknown"):
+            recorder.tally(f"revocation {status}", statuses.count(status))
         return evidence
 
     check.gather_evidence = gather_counting_failures

@@ -314,8 +314,12 @@ def make_crl(
     next_update: datetime | None = None,
     signer_key=None,
     url: str | None = None,
+    serials: Sequence[int] = (),
 ) -> bytes:
     """Return the DER of a CRL by `issuer` listing `revoked` (certificate, date, reason).
+
+    `serials`: more revoked serial numbers (revoked a day before `now`, no reason), to give
+    the CRL a realistic size.
 
     Defaults: issued an hour before `now`, next update a week after. `signer_key` signs in
     place of the issuer's key (a forged CRL); `url` adds an Issuing Distribution Point.
@@ -336,6 +340,11 @@ def make_crl(
         if reason is not None:
             entry = entry.add_extension(x509.CRLReason(reason), critical=False)
         builder = builder.add_revoked_certificate(entry.build())
+    for serial in serials:
+        entry = x509.RevokedCertificateBuilder().serial_number(serial)
+        builder = builder.add_revoked_certificate(
+            entry.revocation_date(now - timedelta(days=1)).build()
+        )
     if url:
         point = x509.IssuingDistributionPoint(
             full_name=[x509.UniformResourceIdentifier(url)],
