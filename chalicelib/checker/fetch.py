@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import socket
 import threading
 import time
@@ -249,6 +250,9 @@ def _exchange(
         if watchdog.expired or isinstance(error, requests.Timeout):
             raise FetchFailed("no complete answer within the time allowed") from error
         raise _Unreachable(_reason(error, address)) from error
+    except (ValueError, http.client.HTTPException) as error:
+        # http.client refuses a URL with control characters (header injection) this way.
+        raise FetchFailed(f"not a usable URL or answer ({type(error).__name__})") from error
     finally:
         session.close()
 

@@ -197,6 +197,22 @@ def judge_crl(
     signature_checked: bool = False,
 ) -> Revocation:
     """Judge a CRL fetched from `url` for `certificate`, issued by `issuer`, at `now`."""
+    try:
+        return _judge_crl(crl, certificate, issuer, url, now, who, signature_checked)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # A field cryptography reads lazily (an entry, an extension) can still be malformed.
+        return _unknown(f"the CRL at {url[:200]} cannot be read")
+
+
+def _judge_crl(
+    crl: x509.CertificateRevocationList,
+    certificate: x509.Certificate,
+    issuer: x509.Certificate,
+    url: str,
+    now: datetime,
+    who: str,
+    signature_checked: bool,
+) -> Revocation:
     where = f"the CRL at {url[:200]}"
     if crl.issuer != issuer.subject:
         return _unknown(f"{where} is issued by someone other than the certificate's issuer")
@@ -291,6 +307,21 @@ def judge_ocsp(
 ) -> tuple[Revocation, datetime | None]:
     """Judge an OCSP response (from the responder or stapled); return it and until when it holds."""
     words = _SOURCE_WORDS[source]
+    try:
+        return _judge_ocsp(data, certificate, issuer, now, source, words)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # A field cryptography reads lazily can still turn out malformed here.
+        return _unknown(f"{words} sent an unreadable answer", source), None
+
+
+def _judge_ocsp(
+    data: bytes,
+    certificate: x509.Certificate,
+    issuer: x509.Certificate,
+    now: datetime,
+    source: str,
+    words: str,
+) -> tuple[Revocation, datetime | None]:
     try:
         response = ocsp.load_der_ocsp_response(data)
     except ValueError:
@@ -416,13 +447,15 @@ class RevocationCache:
         self._pending[key] = future
         try:
             entry = await self._download(url, download)
+        except BaseException:
+            # Cancelled or failed unexpectedly: those waiting get a plain failure (not cached),
+            # never this task's cancellation.
+            future.set_result(_CrlEntry(None, 0, "the fetch was abandoned"))
+            raise
+        else:
             self._store_crl(url, entry)
             future.set_result(entry)
             return entry
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
         finally:
             self._pending.pop(key, None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,9 @@ from chalicelib.checker.revocation import (
     Revocation,
     RevocationCache,
     RevocationChecker,
+    judge_crl,
     judge_ocsp,
+    load_crl,
     shared_cache,
 )
 from chalicelib.checker.trust import TrustStore
@@ -339,6 +342,27 @@ def test_judging_garbage_ocsp_never_raises(pki, data):
     assert verdict.status == "unknown" and holds_until is None
 
 
+def test_judging_mutated_answers_never_raises(pki):
+    leaf = pki.leaf(crl_urls=["http://crl.test/ca.crl"])
+    good_ocsp = make_ocsp_response(leaf, pki.intermediate, status="revoked", now=NOW)
+    crl = make_crl(pki.intermediate, revoked=[revoked_entry(leaf)])
+    randomness = random.Random(12)
+    for _ in range(300):
+        mutated = bytearray(good_ocsp)
+        for _ in range(randomness.randint(1, 4)):
+            mutated[randomness.randrange(len(mutated))] = randomness.randrange(256)
+        verdict, _until = judge_ocsp(bytes(mutated), leaf.cert, pki.intermediate.cert, NOW)
+        assert verdict.status in ("revoked", "unknown")
+        mutated = bytearray(crl)
+        mutated[randomness.randrange(len(mutated))] = randomness.randrange(256)
+        try:
+            parsed = load_crl(bytes(mutated))
+        except ValueError:
+            continue
+        verdict = judge_crl(parsed, leaf.cert, pki.intermediate.cert, "http://crl.test/ca.crl", NOW)
+        assert verdict.status in ("revoked", "unknown")
+
+
 # ---- bounded fetches ----------------------------------------------------------------------
 
 
@@ -392,6 +416,13 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading(http_source):
 def test_only_plain_http_urls_are_fetched(url):
     with pytest.raises(FetchFailed):
         fetch(url, max_bytes=1024, timeout=1, policy=LOOPBACK)
+
+
+@pytest.mark.parametrize("path", ["/a\r\nX-Injected: 1", "/a b", "/\x00"])
+def test_a_url_with_control_characters_is_refused_cleanly(http_source, path):
+    with pytest.raises(FetchFailed):
+        fetch(http_source.url(path), max_bytes=100, timeout=1, policy=LOOPBACK)
+    assert not any("X-Injected" in str(host) for host in http_source.hosts)
 
 
 def test_a_redirect_is_followed_once_more_through_the_same_checks(http_source):
