@@ -67,12 +67,16 @@ def evaluate_group(
 
 def brief(result: Mapping[str, Any]) -> dict[str, Any]:
     """Return what data keeps of a result (alerting.summarize reads only these fields)."""
-    return {
+    kept = {
         "status": result.get("status"),
         "daysLeft": result.get("daysLeft"),
         "notAfter": result.get("notAfter"),
         "problems": [{"code": p.get("code")} for p in result.get("problems") or []],
     }
+    revocation = result.get("revocation")
+    if isinstance(revocation, Mapping):
+        kept["revocation"] = {"status": revocation.get("status")}
+    return kept
 
 
 def _brief_group(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from chalicelib.checker.revocation import shared_cache
 from chalicelib.config import reset_settings
 from tests.certs import make_crl
 from tests.integration import sweep_stack, test_api
-from tests.integration.sweep_stack import DAY1, text_of
+from tests.integration.sweep_stack import DAY1, DAY2, text_of
 from tests.tls_servers import TLSServer
 
 # Fixtures of other modules, made visible to this module's tests.
@@ -102,6 +102,11 @@ def test_the_daily_sweep_alerts_a_revoked_certificate_by_email(stack, http_sourc
     assert "reason: key compromise" in text
     assert stack.mail_to(BOB) == []
     assert http_source.requests["/sweep.crl"] == 1  # one fetch for both targets
+    # The next morning the CRL cannot be fetched: no "fixed" email for a revoked certificate.
+    http_source.routes.pop("/sweep.crl")
+    shared_cache().clear()
+    stack.sweep(DAY2)
+    assert len(stack.mail_to(ANN)) == 1
     assert stack.lambdas.failures == []
 
 
