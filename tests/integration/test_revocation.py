@@ -6,6 +6,7 @@ import asyncio
 import random
 import socket
 import time
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -378,6 +379,18 @@ def test_an_endless_crl_body_is_cut_at_the_size_cap(pki, trust, http_source, mon
     # The client hung up soon after the cap: the server wrote little more than that.
     time.sleep(0.2)
     assert http_source.bytes_sent < 8 * 1024 * 1024
+
+
+def test_an_endless_body_costs_memory_of_the_cap_only(http_source):
+    http_source.route("/endless.crl", ENDLESS)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchFailed, match="larger than"):
+            fetch(http_source.url("/endless.crl"), max_bytes=2 << 20, timeout=5, policy=LOOPBACK)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * (2 << 20)  # the body (up to the cap), a chunk, one copy at most
 
 
 def test_a_slow_drip_body_is_cut_at_the_deadline(http_source):
