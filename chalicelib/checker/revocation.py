@@ -516,6 +516,9 @@ class RevocationChecker:
         self.timeout = timeout
         self.cache = cache if cache is not None else shared_cache()
         self._slots: asyncio.Semaphore | None = None
+        # One lookup per distinct chain in a run: addresses or targets serving the same leaf
+        # share it (the OCSP cache alone would not stop two concurrent requests).
+        self._by_chain: dict[tuple[bytes, ...], asyncio.Future] = {}
 
     async def _fetch(self, url: str, deadline: float, **options) -> bytes:
         if self._slots is None:
@@ -532,8 +535,21 @@ class RevocationChecker:
         """Return the revocation status of a served chain (DER, leaf first) at `now`.
 
         `stapled` is an OCSP response stapled in the handshake, judged first when given.
-        Never raises: a failure of any kind is `unknown`.
+        Never raises: a failure of any kind is `unknown`. Within one checker, the same chain
+        (without a stapled answer) is looked up once; later callers share the first answer.
         """
+        if stapled is not None:
+            return await self._bounded(chain, now, stapled)
+        key = tuple(chain)
+        shared = self._by_chain.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._bounded(chain, now, None))
+            self._by_chain[key] = shared
+        return await asyncio.shield(shared)
+
+    async def _bounded(
+        self, chain: Sequence[bytes], now: datetime, stapled: bytes | None
+    ) -> Revocation:
         deadline = time.monotonic() + self.timeout
         try:
             async with asyncio.timeout(self.timeout + 1.0):

@@ -622,6 +622,19 @@ def test_an_unreachable_crl_is_not_retried_by_every_target(pki, trust, http_sour
     assert http_source.requests["/silent.crl"] == 1
 
 
+def test_the_same_chain_served_many_times_is_looked_up_once(pki, trust, http_source):
+    leaf = pki.leaf(ocsp_urls=[http_source.url("/ocsp")])
+    requests = ocsp_route(http_source, leaf, pki.intermediate, status="good")
+    one_run = checker(trust)
+    chain = [leaf.der, pki.intermediate.der]
+
+    async def addresses():
+        return await asyncio.gather(*(one_run.check(chain, NOW) for _ in range(5)))
+
+    assert {verdict.status for verdict in asyncio.run(addresses())} == {"good"}
+    assert len(requests) == 1
+
+
 def test_ocsp_answers_are_cached_until_their_next_update(pki, trust, http_source):
     leaf = pki.leaf(ocsp_urls=[http_source.url("/ocsp")])
     requests = ocsp_route(http_source, leaf, pki.intermediate, status="good")
