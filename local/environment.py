@@ -52,6 +52,7 @@ def function_environment(settings: Settings) -> dict[str, str]:
         "SSLNOTIFY_ALLOW_PRIVATE_TARGETS": ("allow_private_targets", lambda v: "1" if v else ""),
         "SSLNOTIFY_CA_BUNDLE": ("ca_bundle", str),
         "SSLNOTIFY_CHECK_TIMEOUT": ("check_timeout", repr),
+        "SSLNOTIFY_CHECK_REVOCATION": ("check_revocation", lambda v: "1" if v else "0"),
         "SSLNOTIFY_CHECKER_BATCH": ("checker_batch_size", str),
         "SSLNOTIFY_PROBE_CONCURRENCY": ("probe_concurrency", str),
         "SSLNOTIFY_SES_RATE": ("ses_send_rate", repr),

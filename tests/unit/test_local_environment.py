@@ -20,6 +20,7 @@ def test_the_environment_rebuilds_the_same_settings():
         ca_bundle="/tmp/root.pem",
         ses_configuration_set="events",
         check_timeout=4.5,
+        check_revocation=False,
     )
     assert Settings.from_env(function_environment(settings)) == settings
 
