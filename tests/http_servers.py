@@ -8,6 +8,7 @@
     server.route("/endless", ENDLESS)      # headers, then a body that never ends
     server.route("/drip", DRIP)            # one byte every 0.2 s, forever
     server.route("/old", Redirect(url))    # 302 to url
+    server.route("/h", HEADER_FLOOD)       # also HEADER_DRIP, GARBAGE: broken HTTP
     server.requests["/ca.crl"]             # how many requests each path got
 
 Fixture: `http_source` gives a started server, stopped at the end of the test.
@@ -25,6 +26,9 @@ import pytest
 SILENT = object()
 ENDLESS = object()
 DRIP = object()
+HEADER_FLOOD = object()  # a status line, then one header line that never ends
+HEADER_DRIP = object()  # a status line, then header bytes one every 0.2 s
+GARBAGE = object()  # not HTTP at all
 
 
 class Redirect:
@@ -56,6 +60,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if behaviour in (HEADER_FLOOD, HEADER_DRIP, GARBAGE):
+            self._raw(behaviour)
+            return
         if behaviour is SILENT:
             owner.stopping.wait(30)
             return
@@ -78,6 +85,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _raw(self, behaviour: object) -> None:
+        owner = self.server.owner
+        try:
+            if behaviour is GARBAGE:
+                self.wfile.write(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
+                return
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Long: ")
+            while not owner.stopping.is_set():
+                self.wfile.write(b"a" * (64 * 1024) if behaviour is HEADER_FLOOD else b"a")
+                if behaviour is HEADER_DRIP:
+                    time.sleep(0.2)
+        except OSError:
+            pass
 
     def do_GET(self):
         self._answer(None)

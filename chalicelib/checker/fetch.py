@@ -267,6 +267,8 @@ def _reason(error: BaseException, address: str) -> str:
     while seen is not None:
         if isinstance(seen, OSError) and seen.strerror:
             return f"cannot connect to {address}: {seen.strerror.lower()}"
+        if isinstance(seen, http.client.HTTPException):
+            return f"{address} did not answer with valid HTTP"
         seen = seen.__cause__ or seen.__context__
     if isinstance(error, requests.ConnectionError):
         return f"the connection to {address} failed"

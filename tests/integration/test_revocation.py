@@ -31,7 +31,16 @@ from tests.certs import (
     make_ocsp_response,
     make_pki,
 )
-from tests.http_servers import DRIP, ENDLESS, SILENT, HTTPSourceServer, Redirect
+from tests.http_servers import (
+    DRIP,
+    ENDLESS,
+    GARBAGE,
+    HEADER_DRIP,
+    HEADER_FLOOD,
+    SILENT,
+    HTTPSourceServer,
+    Redirect,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LOOPBACK = FetchPolicy(allow_private=True)  # the CLI's policy: loopback servers are fine
@@ -407,6 +416,22 @@ def test_a_server_that_never_answers_is_cut_at_the_deadline(http_source):
     with pytest.raises(FetchFailed, match="within the time allowed"):
         fetch(http_source.url("/silent"), max_bytes=1024, timeout=0.5, policy=LOOPBACK)
     assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        (HEADER_FLOOD, "did not answer with valid HTTP"),
+        (HEADER_DRIP, "within the time allowed"),
+        (GARBAGE, "did not answer with valid HTTP"),
+    ],
+)
+def test_broken_http_fails_cleanly_within_the_deadline(http_source, behaviour, reason):
+    http_source.route("/broken", behaviour)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match=reason):
+        fetch(http_source.url("/broken"), max_bytes=1024, timeout=1.0, policy=LOOPBACK)
+    assert time.monotonic() - started < 2.0
 
 
 def test_a_declared_length_over_the_cap_is_refused_before_reading(http_source):
