@@ -5,6 +5,10 @@
         endpoints.kinds            # {"127.0.0.1:40001": "good", ...}
         endpoints.ca_file          # the root to trust (SSLNOTIFY_CA_BUNDLE)
 
+With `crl=True` the leaves and the intermediate name CRL Distribution Points on a loopback HTTP
+server that the first endpoint process also runs (a realistic CRL: 1,000 revoked serials, none
+of the bench's own), so the sweep's revocation lookups have something to fetch.
+
 Certificates are generated relative to now under one test PKI; a few certificates per kind are
 shared by all endpoints of that kind (the client's work per handshake is the same). The servers
 run in child processes (`python -m bench.endpoints`), so their CPU is not the client's.
@@ -17,6 +21,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -27,7 +32,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.certs import make_leaf, make_pki, pem_bundle
+from cryptography import x509
+
+from tests.certs import make_crl, make_leaf, make_pki, pem_bundle
 
 HOST = "127.0.0.1"
 # Out of every 100 endpoints 6 alert (a heavy morning): 3 expiring, 1 expired, 1 self-signed,
@@ -36,6 +43,8 @@ MIX = ("expiring", "expired", "self_signed", "mismatch", "expiring", "expiring")
 ALERTING = frozenset({"expiring", "expired", "self_signed", "mismatch"})
 # How long a server keeps a connection the client does not close.
 IDLE_SECONDS = 15.0
+CRL_PATHS = ("/intermediate.crl", "/root.crl")
+REVOKED_ON_CRL = 1000  # serials listed on the intermediate's CRL (none is a bench leaf's)
 
 
 def kind_of(index: int) -> str:
@@ -43,18 +52,31 @@ def kind_of(index: int) -> str:
     return MIX[index % len(MIX)]
 
 
-def write_certificates(workdir: Path, now: datetime | None = None) -> dict[str, Path]:
-    """Generate the root, and one chain + key per kind; return {kind: chain file} (+ "ca")."""
+def write_certificates(
+    workdir: Path, now: datetime | None = None, crl_base: str | None = None
+) -> dict[str, Path]:
+    """Generate the root, and one chain + key per kind; return {kind: chain file} (+ "ca").
+
+    With `crl_base` ("http://127.0.0.1:PORT") the certificates name CRLs there, and the CRL
+    files are written too (keys "/intermediate.crl", "/root.crl").
+    """
     now = (now or datetime.now(UTC)).replace(microsecond=0)
-    pki = make_pki(now, name="sslnotify Bench")
-    names = {"dns": ["localhost"], "ips": [HOST]}
+    root_crl = [f"{crl_base}/root.crl"] if crl_base else []
+    pki = make_pki(now, name="sslnotify Bench", intermediate_crl_urls=root_crl)
+    names: dict = {"dns": ["localhost"], "ips": [HOST]}
+    if crl_base:
+        names["crl_urls"] = [f"{crl_base}/intermediate.crl"]
     day = timedelta(days=1)
     leaves = {
         "good": pki.leaf(**names, not_before=now - 30 * day, not_after=now + 60 * day),
         "expiring": pki.leaf(**names, not_before=now - 83 * day, not_after=now + 7 * day),
         "expired": pki.leaf(**names, not_before=now - 100 * day, not_after=now - 10 * day),
         "self_signed": make_leaf(None, **names, now=now, not_after=now + 60 * day),
-        "mismatch": pki.leaf(dns=["elsewhere.bench.test"], not_after=now + 60 * day),
+        "mismatch": pki.leaf(
+            dns=["elsewhere.bench.test"],
+            not_after=now + 60 * day,
+            crl_urls=names.get("crl_urls", ()),
+        ),
     }
     workdir.mkdir(parents=True, exist_ok=True)
     files = {"ca": workdir / "ca.pem"}
@@ -63,6 +85,12 @@ def write_certificates(workdir: Path, now: datetime | None = None) -> dict[str, 
         chain = pem_bundle(leaf) if kind == "self_signed" else pem_bundle(leaf, pki.intermediate)
         files[kind] = workdir / f"{kind}.pem"
         files[kind].write_bytes(chain + leaf.key_pem)
+    if crl_base:
+        serials = [x509.random_serial_number() for _ in range(REVOKED_ON_CRL)]
+        files["/intermediate.crl"] = workdir / "intermediate.crl"
+        files["/intermediate.crl"].write_bytes(make_crl(pki.intermediate, serials=serials, now=now))
+        files["/root.crl"] = workdir / "root.crl"
+        files["/root.crl"].write_bytes(make_crl(pki.root, now=now))
     return files
 
 
@@ -84,6 +112,7 @@ class Stats:
     """
 
     connections: int = 0
+    crl_requests: int = 0
     first_connection: float | None = None
     last_close: float | None = None
 
@@ -141,11 +170,53 @@ class DelayedTLS(asyncio.Protocol):
             self.task.cancel()
 
 
-async def _serve(kinds: list[str], files: dict[str, str], latency: float) -> None:
+async def _answer_crl(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    crls: dict[str, bytes],
+    latency: float,
+    stats: list[Stats],
+) -> None:
+    """Answer one plain HTTP GET for a CRL after `latency` seconds, then close."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        path = head.split(b" ", 2)[1].decode("ascii", "replace")
+        stats[0].crl_requests += 1
+        await asyncio.sleep(latency)
+        body = crls.get(path)
+        status = b"200 OK" if body is not None else b"404 Not Found"
+        body = body or b""
+        writer.write(
+            b"HTTP/1.1 " + status + b"\r\nContent-Type: application/pkix-crl\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(body)
+        await writer.drain()
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, IndexError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _serve(
+    kinds: list[str], files: dict[str, str], latency: float, crl_port: int | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     contexts = {kind: server_context(Path(files[kind])) for kind in set(kinds)}
     stats = [Stats()]
     servers = []
+    if crl_port is not None:
+        crls = {path: Path(files[path]).read_bytes() for path in CRL_PATHS}
+        servers.append(
+            await asyncio.start_server(
+                lambda reader, writer: _answer_crl(reader, writer, crls, latency, stats),
+                HOST,
+                crl_port,
+            )
+        )
+        ports_from = 1
+    else:
+        ports_from = 0
     for kind in kinds:
         context = contexts[kind]
         servers.append(
@@ -156,7 +227,7 @@ async def _serve(kinds: list[str], files: dict[str, str], latency: float) -> Non
                 backlog=1024,
             )
         )
-    ports = [server.sockets[0].getsockname()[1] for server in servers]
+    ports = [server.sockets[0].getsockname()[1] for server in servers[ports_from:]]
     print(json.dumps({"ports": ports}), flush=True)
 
     def report() -> None:
@@ -177,7 +248,7 @@ def serve_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
-    asyncio.run(_serve(spec["kinds"], spec["files"], args.latency))
+    asyncio.run(_serve(spec["kinds"], spec["files"], args.latency, spec.get("crl_port")))
 
 
 @dataclass
@@ -207,6 +278,7 @@ class Endpoints:
         for process in self.processes:
             seen = Stats(**json.loads(process.stdout.readline()))
             total.connections += seen.connections
+            total.crl_requests += seen.crl_requests
             firsts = [t for t in (total.first_connection, seen.first_connection) if t]
             lasts = [t for t in (total.last_close, seen.last_close) if t]
             total.first_connection = min(firsts) if firsts else None
@@ -216,17 +288,26 @@ class Endpoints:
     @classmethod
     @contextmanager
     def start(
-        cls, count: int, latency: float, workdir: Path, processes: int = 1
+        cls, count: int, latency: float, workdir: Path, processes: int = 1, crl: bool = False
     ) -> Iterator[Endpoints]:
-        """Generate certificates, start `processes` servers sharing `count` ports; stop on exit."""
-        files = {key: str(path) for key, path in write_certificates(workdir).items()}
+        """Generate certificates, start `processes` servers sharing `count` ports; stop on exit.
+
+        With `crl`, the certificates name CRLs that the first server process serves over HTTP.
+        """
+        crl_port = _free_port() if crl else None
+        crl_base = f"http://{HOST}:{crl_port}" if crl else None
+        written = write_certificates(workdir, crl_base=crl_base)
+        files = {key: str(path) for key, path in written.items()}
         kinds = [kind_of(index) for index in range(count)]
         shares = [kinds[share::processes] for share in range(processes)]
         children: list[subprocess.Popen] = []
         try:
             for number, share in enumerate(shares):
                 spec = workdir / f"spec-{number}.json"
-                spec.write_text(json.dumps({"kinds": share, "files": files}))
+                served = {"kinds": share, "files": files}
+                if number == 0 and crl_port is not None:
+                    served["crl_port"] = crl_port
+                spec.write_text(json.dumps(served))
                 command = [sys.executable, "-m", "bench.endpoints", "--spec", str(spec)]
                 command += ["--latency", str(latency)]
                 children.append(
@@ -251,6 +332,12 @@ class Endpoints:
                     child.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
 
 
 def _env() -> dict[str, str]:

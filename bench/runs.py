@@ -41,6 +41,8 @@ class SweepRun:
     aws_cpu_seconds: float = 0.0  # the emulated AWS process's CPU time during the run
     aws_peak_rss_mb: float = 0.0
     probe_failures: int = 0
+    crl_fetches: int = 0  # CRL requests the endpoints' HTTP server answered
+    revocations: dict[str, int] = field(default_factory=dict)  # targets per revocation status
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,6 +129,11 @@ def _summarise(
         aws_cpu_seconds=process_cpu_seconds(running.aws_pid) - cpu_before[2],
         aws_peak_rss_mb=peak_rss_mb(running.aws_pid),
         probe_failures=recorder.counts().get("probe failures", 0),
+        crl_fetches=seen.crl_requests,
+        revocations={
+            status: recorder.counts().get(f"revocation {status}", 0)
+            for status in ("good", "revoked", "unknown")
+        },
     )
 
 

@@ -112,7 +112,7 @@ def free_base_port(count: int = 4, start: int = 21000, stop: int = 60000) -> int
 def _instrument(recorder: Recorder) -> None:
     """Wrap what the sweep runs; before any handler module is imported, so imports see it."""
     from chalicelib import emails, mailer
-    from chalicelib.checker import check
+    from chalicelib.checker import check, revocation
     from local import lambda_api
 
     def invocation(_service: Any, function: Any, payload: Any) -> str:
@@ -122,6 +122,7 @@ def _instrument(recorder: Recorder) -> None:
     recorder.wrap(lambda_api.LambdaService, "run", invocation)
     recorder.wrap(check, "probe_name", "probe")
     recorder.wrap(check, "gather_evidence", "gather_evidence")
+    recorder.wrap(revocation.RevocationChecker, "check", "revocation")
     timed_gather = check.gather_evidence
 
     async def gather_counting_failures(*args: Any, **kwargs: Any) -> Any:
@@ -129,6 +130,14 @@ def _instrument(recorder: Recorder) -> None:
         # A probe that failed (a timeout under load, say) would silently skew the figures.
         failures = sum(1 for seen in evidence for probe in seen.probes if probe.error)
         recorder.tally("probe failures", failures)
+        revocations = [
+            probe.revocation.status
+            for seen in evidence
+            for probe in seen.probes
+            if probe.revocation
+        ]
+        for status in ("good", "revoked", "unknown"):
+            recorder.tally(f"revocation {status}", revocations.count(status))
         return evidence
 
     check.gather_evidence = gather_counting_failures

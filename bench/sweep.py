@@ -24,6 +24,7 @@ from bench import checknow, coldstart, floor, runs, seed
 from bench.endpoints import Endpoints
 from bench.sampler import sampled
 from bench.stack import local_stack, measure_state_save
+from chalicelib.checker.revocation import shared_cache
 from chalicelib.privacy import AddressVault
 
 FULL = {"subscriptions": 10_000, "targets": 1_000}
@@ -58,6 +59,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="trace allocations during the timed sweep (slow): retained and peak, by file",
     )
+    parser.add_argument(
+        "--revocation",
+        choices=("none", "crl", "off"),
+        default="none",
+        help="none: certificates name no revocation source (the lookup finds none); crl: they "
+        "name CRLs served by a loopback HTTP server; off: SSLNOTIFY_CHECK_REVOCATION=0",
+    )
     parser.add_argument("--skip-coldstart", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -86,14 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         "targets": args.targets,
         "latency_ms": args.latency_ms,
         "ses_rate": args.ses_rate,
+        "revocation": args.revocation,
         "load_before": os.getloadavg(),
     }
+    # The stack's functions read it through Settings.from_env.
+    os.environ["SSLNOTIFY_CHECK_REVOCATION"] = "0" if args.revocation == "off" else "1"
     with tempfile.TemporaryDirectory(prefix="sslnotify-bench-") as directory:
         workdir = Path(directory)
         latency = args.latency_ms / 1000
-        with Endpoints.start(args.targets, latency, workdir / "certs", args.endpoint_processes) as (
-            endpoints
-        ):
+        with Endpoints.start(
+            args.targets,
+            latency,
+            workdir / "certs",
+            args.endpoint_processes,
+            crl=args.revocation == "crl",
+        ) as endpoints:
             say(f"endpoints: {args.targets} on loopback, {args.latency_ms:g} ms per handshake")
             with (
                 Endpoints.start(1, 0.0, workdir / "checknow") as direct,
@@ -137,6 +152,8 @@ def measure_stack(
     # The floor right before and right after the timed sweep, the best pass counting: the
     # machine's load then weighs on both sides of the ratio alike.
     before = measure_floor(endpoints)
+    # A new day: the warm process's CRLs are a day old (the cache keeps them 6 hours at most).
+    shared_cache().clear()
     sampler = sampled() if args.profile else None
     if args.tracemalloc:
         tracemalloc.start()
@@ -254,6 +271,10 @@ def report(figures: dict[str, Any]) -> None:
         f"{sum(sweep['invocations'].values())} {sweep['invocations']}, emails {sweep['emails']} "
         f"of {sweep['due']} due ({sweep['claimed']} claimed), peak RSS "
         f"{sweep['peak_rss_mb']:.0f} MiB (emulated AWS {sweep['aws_peak_rss_mb']:.0f} MiB)"
+    )
+    say(
+        f"revocation ({figures['revocation']}): {sweep['revocations']} targets by status, "
+        f"{sweep['crl_fetches']} CRL fetches"
     )
     say(
         f"probe failures {sweep['probe_failures']}; the local stack's state save "

@@ -4,7 +4,9 @@ Pure. Rules: an alert repeats every day while the problem lasts; a target that c
 be checked (status `error`) alerts only from the second consecutive failed check; a
 subscription that was in alert gets one "fixed" notification when its certificate is
 fine again; a second result for a day already recorded changes nothing and repeats
-that day's decision (the mailer's claim then keeps the email to one).
+that day's decision (the mailer's claim then keeps the email to one). A certificate found
+revoked stays so while its revocation is only unconfirmed (`unknown`): no "fixed" email
+because a CRL could not be fetched one morning.
 """
 
 from __future__ import annotations
@@ -81,12 +83,29 @@ class Decision:
 
 def summarize(result: Mapping[str, Any]) -> dict[str, Any]:
     """Return the few fields of a check result worth keeping between sweeps."""
-    return {
+    summary = {
         "status": result.get("status"),
         "daysLeft": result.get("daysLeft"),
         "notAfter": result.get("notAfter"),
         "problems": [str(problem.get("code")) for problem in result.get("problems") or []],
     }
+    revocation = result.get("revocation")
+    if isinstance(revocation, Mapping) and revocation.get("status"):
+        summary["revocation"] = str(revocation["status"])
+    return summary
+
+
+def _unconfirmed_revocation(before: CheckState, result: Mapping[str, Any]) -> bool:
+    """Tell whether the certificate found revoked before is today merely not confirmed."""
+    summary = before.summary or {}
+    revocation = result.get("revocation")
+    return (
+        "revoked" in (summary.get("problems") or [])
+        and isinstance(revocation, Mapping)
+        and revocation.get("status") == "unknown"
+        # The same certificate: a new one is judged afresh (and its "fixed" email is due).
+        and summary.get("notAfter") == result.get("notAfter")
+    )
 
 
 def decide(
@@ -111,6 +130,10 @@ def decide(
     elif status == "error":
         # A first failure neither alerts nor clears an earlier alert.
         kind, alerting = None, before.alerting
+    elif before.alerting and _unconfirmed_revocation(before, result):
+        # A revocation is final; a source that did not answer today does not undo it.
+        kind, alerting = None, True
+        result = {**result, "problems": [{"code": "revoked"}]}
     elif before.alerting:
         kind, alerting = "fixed", False
     else:

@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not ask the CA for its renewal window (ACME Renewal Information)",
     )
+    parser.add_argument(
+        "--no-revocation",
+        action="store_true",
+        help="do not look up whether the certificates are revoked (OCSP, CRLs)",
+    )
 
 
 def parse_days(text: str) -> int | str:
@@ -202,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
                     ari_enabled=settings.ari_enabled and not args.no_ari,
                 )
             ),
+            check_revocation=False if args.no_revocation else None,
         )
     )
     for result in results:

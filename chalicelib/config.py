@@ -70,6 +70,7 @@ class Settings:
     # Whether the checker has a route to IPv6 addresses: a Lambda outside a VPC has none.
     check_ipv6: bool = True
     check_timeout: float = 10.0
+    check_revocation: bool = True
     checker_batch_size: int = 250
     probe_concurrency: int = 250
     ses_send_rate: float = 14.0
@@ -106,6 +107,8 @@ class Settings:
             "ca_bundle": env.get("SSLNOTIFY_CA_BUNDLE") or None,
             "check_ipv6": _flag(env.get("SSLNOTIFY_CHECK_IPV6", "1")),
             "check_timeout": float(env.get("SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout)),
+            # On unless turned off: a revoked certificate is an outage the dates do not show.
+            "check_revocation": _flag(env.get("SSLNOTIFY_CHECK_REVOCATION", "on")),
             "checker_batch_size": int(env.get("SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size)),
             "probe_concurrency": int(env.get("SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency)),
             "ses_send_rate": float(env.get("SSLNOTIFY_SES_RATE", cls.ses_send_rate)),

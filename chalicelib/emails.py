@@ -25,6 +25,7 @@ LEAF_CODES = {
     "self_signed",
     "weak_signature",
     "weak_key",
+    "revoked",
 }
 UNREACHABLE_CODES = {"dns_error", "connect_error", "timeout", "tls_error"}
 # A link ends before trailing punctuation: "see https://ca.example/x." links to …/x.
@@ -175,6 +176,15 @@ def _alert_headline(name: str, result: Mapping[str, Any], codes: set[str]) -> tu
             "could not check the certificate",
             f"We could not check the certificate of {name} on two daily checks in a row, "
             "so we cannot tell whether it is still valid.",
+        )
+    if "revoked" in codes:
+        return (
+            "certificate revoked",
+            f"The certificate of {name} has been revoked: its certificate authority withdrew "
+            "it before its expiry date, for example because its private key leaked or it was "
+            "issued by mistake. A revocation is final, and browsers and clients that check "
+            "revocation refuse the certificate already. Get a new certificate now (with a new "
+            "private key if the key may have leaked) and install it on the server.",
         )
     if "expired" in codes:
         return (

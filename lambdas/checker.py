@@ -98,6 +98,9 @@ def brief(result: Mapping[str, Any]) -> dict[str, Any]:
     ]
     if unknown:  # for the daily report: the outside sources (CT, ARI) that did not answer
         kept["renewalUnknown"] = unknown
+    revocation = result.get("revocation")
+    if isinstance(revocation, Mapping):
+        kept["revocation"] = {"status": revocation.get("status")}
     return kept
 
 
@@ -155,6 +158,8 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
             allow_private=settings.allow_private_targets,
             check_ipv6=settings.check_ipv6,
             on_evidence=judge,
+            trust=trust,
+            check_revocation=settings.check_revocation,
         )
     )
     lookup = lookup_from(settings)

@@ -55,6 +55,7 @@ def function_environment(settings: Settings) -> dict[str, str]:
         "SSLNOTIFY_CA_BUNDLE": ("ca_bundle", str),
         "SSLNOTIFY_CHECK_TIMEOUT": ("check_timeout", repr),
         "SSLNOTIFY_CHECK_IPV6": ("check_ipv6", lambda v: "1" if v else "0"),
+        "SSLNOTIFY_CHECK_REVOCATION": ("check_revocation", lambda v: "1" if v else "0"),
         "SSLNOTIFY_CHECKER_BATCH": ("checker_batch_size", str),
         "SSLNOTIFY_PROBE_CONCURRENCY": ("probe_concurrency", str),
         "SSLNOTIFY_SES_RATE": ("ses_send_rate", repr),

@@ -172,6 +172,7 @@ def make_ca(
     permitted: Sequence[x509.GeneralName] | None = None,
     excluded: Sequence[x509.GeneralName] | None = None,
     same_key: Issued | None = None,
+    crl_urls: Sequence[str] = (),
 ) -> Issued:
     """Issue a CA certificate: a self-signed root, or an intermediate when `issuer` is given."""
     now = _now(now)
@@ -213,8 +214,35 @@ def make_ca(
             x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=excluded),
             critical=True,
         )
+    builder = _revocation_sources(builder, crl_urls, ())
     signer_key = issuer.key if issuer else private_key
     return Issued(cert=_sign(builder, signer_key, hash), key=private_key)
+
+
+def _revocation_sources(
+    builder: x509.CertificateBuilder, crl_urls: Sequence[str], ocsp_urls: Sequence[str]
+) -> x509.CertificateBuilder:
+    """Add CRL Distribution Points and AIA OCSP URLs, when given."""
+    if crl_urls:
+        points = [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(url)],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+            for url in crl_urls
+        ]
+        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
+    if ocsp_urls:
+        access = [
+            x509.AccessDescription(
+                x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url)
+            )
+            for url in ocsp_urls
+        ]
+        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    return builder
 
 
 def make_leaf(
@@ -231,6 +259,8 @@ def make_leaf(
     key: str = "ec256",
     hash: str = "sha256",
     usages: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.SERVER_AUTH,),
+    crl_urls: Sequence[str] = (),
+    ocsp_urls: Sequence[str] = (),
 ) -> Issued:
     """Issue a server certificate; `issuer=None` makes it self-signed."""
     now = _now(now)
@@ -258,6 +288,7 @@ def make_leaf(
         general_names = [x509.DNSName(name) for name in dns]
         general_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         builder = builder.add_extension(x509.SubjectAlternativeName(general_names), critical=False)
+    builder = _revocation_sources(builder, crl_urls, ocsp_urls)
     signer_key = issuer.key if issuer else private_key
     return Issued(cert=_sign(builder, signer_key, hash), key=private_key)
 
@@ -284,9 +315,16 @@ class TestPKI:
 
 
 def make_pki(
-    now: datetime | None = None, *, name: str = "sslnotify Test", key: str = "ec256"
+    now: datetime | None = None,
+    *,
+    name: str = "sslnotify Test",
+    key: str = "ec256",
+    intermediate_crl_urls: Sequence[str] = (),
 ) -> TestPKI:
-    """Create a root CA and an intermediate CA valid around `now` (`key`: the CAs' key kind)."""
+    """Create a root CA and an intermediate CA valid around `now` (`key`: the CAs' key kind).
+
+    `intermediate_crl_urls`: where the root publishes the CRL that covers the intermediate.
+    """
     now = _now(now)
     root = make_ca(f"{name} Root CA", now=now, not_before=now - timedelta(days=365), key=key)
     intermediate = make_ca(
@@ -296,5 +334,127 @@ def make_pki(
         not_before=now - timedelta(days=365),
         not_after=now + timedelta(days=1825),
         key=key,
+        crl_urls=intermediate_crl_urls,
     )
     return TestPKI(root=root, intermediate=intermediate, now=now)
+
+
+def make_crl(
+    issuer: Issued,
+    *,
+    revoked: Sequence[tuple[Issued, datetime, x509.ReasonFlags | None]] = (),
+    now: datetime | None = None,
+    last_update: datetime | None = None,
+    next_update: datetime | None = None,
+    signer_key=None,
+    url: str | None = None,
+    serials: Sequence[int] = (),
+) -> bytes:
+    """Return the DER of a CRL by `issuer` listing `revoked` (certificate, date, reason).
+
+    `serials`: more revoked serial numbers (revoked a day before `now`, no reason), to give
+    the CRL a realistic size.
+
+    Defaults: issued an hour before `now`, next update a week after. `signer_key` signs in
+    place of the issuer's key (a forged CRL); `url` adds an Issuing Distribution Point.
+    """
+    now = _now(now)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(last_update or now - timedelta(hours=1))
+        .next_update(next_update or now + timedelta(days=7))
+    )
+    for certificate, when, reason in revoked:
+        entry = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(certificate.cert.serial_number)
+            .revocation_date(when)
+        )
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    for serial in serials:
+        entry = x509.RevokedCertificateBuilder().serial_number(serial)
+        builder = builder.add_revoked_certificate(
+            entry.revocation_date(now - timedelta(days=1)).build()
+        )
+    if url:
+        point = x509.IssuingDistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(url)],
+            relative_name=None,
+            only_contains_user_certs=False,
+            only_contains_ca_certs=False,
+            only_some_reasons=None,
+            indirect_crl=False,
+            only_contains_attribute_certs=False,
+        )
+        builder = builder.add_extension(point, critical=True)
+    crl = builder.sign(signer_key or issuer.key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def make_ocsp_response(
+    certificate: Issued,
+    issuer: Issued,
+    *,
+    status: str = "good",
+    now: datetime | None = None,
+    this_update: datetime | None = None,
+    next_update: datetime | None = None,
+    revoked_at: datetime | None = None,
+    reason: x509.ReasonFlags | None = None,
+    responder: Issued | None = None,
+) -> bytes:
+    """Return the DER of a signed OCSP response about `certificate` ("good", "revoked", "unknown").
+
+    Signed by the issuer, or by `responder` (sent along, named by key hash). Defaults: this
+    update an hour before `now`, next update a day after.
+    """
+    from cryptography.x509 import ocsp
+
+    now = _now(now)
+    statuses = {
+        "good": ocsp.OCSPCertStatus.GOOD,
+        "revoked": ocsp.OCSPCertStatus.REVOKED,
+        "unknown": ocsp.OCSPCertStatus.UNKNOWN,
+    }
+    signer = responder or issuer
+    revoked = status == "revoked"
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=certificate.cert,
+            issuer=issuer.cert,
+            algorithm=hashes.SHA1(),  # noqa: S303  (the CertID hash of RFC 5019)
+            cert_status=statuses[status],
+            this_update=this_update or now - timedelta(hours=1),
+            next_update=next_update or now + timedelta(days=1),
+            revocation_time=(revoked_at or now - timedelta(hours=2)) if revoked else None,
+            revocation_reason=reason if revoked else None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, signer.cert)
+    )
+    if responder is not None:
+        builder = builder.certificates([responder.cert])
+    response = builder.sign(signer.key, hashes.SHA256())
+    return response.public_bytes(serialization.Encoding.DER)
+
+
+def make_ocsp_responder(issuer: Issued, *, now: datetime | None = None, eku: bool = True) -> Issued:
+    """Issue a delegated OCSP responder certificate (OCSP signing EKU unless eku=False)."""
+    now = _now(now)
+    private_key = make_key()
+    usage = ExtendedKeyUsageOID.OCSP_SIGNING if eku else ExtendedKeyUsageOID.SERVER_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name("sslnotify Test OCSP Responder", "sslnotify Test"))
+        .issuer_name(issuer.cert.subject)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    return Issued(cert=builder.sign(issuer.key, hashes.SHA256()), key=private_key)

@@ -12,7 +12,12 @@ import pytest
 from chalicelib import aws
 from chalicelib.config import get_settings, reset_settings
 
-pytest_plugins = ["tests.tls_servers", "tests.starttls_servers", "tests.renewal_services"]
+pytest_plugins = [
+    "tests.tls_servers",
+    "tests.starttls_servers",
+    "tests.renewal_services",
+    "tests.http_servers",
+]
 
 
 def _import_moto_backends() -> None:

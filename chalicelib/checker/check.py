@@ -1,17 +1,20 @@
-"""Check many targets concurrently: probe each (target, ip) once, then evaluate per request."""
+"""Check many targets concurrently: probe each (target, ip) once, look up revocation, evaluate."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chalicelib.checker import ssrf
 from chalicelib.checker.addresses import NameEvidence, Refusal, probe_name, probe_one_address
 from chalicelib.checker.combine import evaluate_name
 from chalicelib.checker.evaluate import DEFAULT_TOLERANCE, CheckResult
+from chalicelib.checker.fetch import FetchPolicy
+from chalicelib.checker.probe import Evidence
 from chalicelib.checker.renewal_lookup import RenewalLookup, amend_all, lookup_from
+from chalicelib.checker.revocation import TURNED_OFF, RevocationChecker
 from chalicelib.checker.targets import Target, parse_target
 from chalicelib.checker.trust import TrustStore, default_trust
 from chalicelib.config import get_settings
@@ -42,6 +45,8 @@ async def gather_evidence(
     on_evidence: Callable[[int, NameEvidence], None] | None = None,
     check_ipv6: bool | None = None,
     refusal: Refusal | None = None,
+    trust: TrustStore | None = None,
+    check_revocation: bool | None = None,
 ) -> list[NameEvidence]:
     """Probe every target concurrently (at most `concurrency` at once); one NameEvidence each.
 
@@ -53,11 +58,16 @@ async def gather_evidence(
     can judge a target while the others are still in flight. Defaults come from the settings
     (check_timeout, probe_concurrency, allow_private_targets, check_ipv6); `refusal` judges
     an address for the guard (tests let a loopback address pass for a public one).
+    Each obtained chain's revocation is then looked up (outside the probe slots, within its own
+    `timeout`, its fetches guarded like the probe; addresses serving the same chain share one
+    lookup) and set on its Evidence, unless `check_revocation` is False (setting
+    check_revocation); `trust` finds the issuer to judge the answers by.
     """
     timeout = _settings_default(timeout, "check_timeout")
     allow_private = _settings_default(allow_private, "allow_private_targets")
     check_ipv6 = _settings_default(check_ipv6, "check_ipv6")
     slots = asyncio.Semaphore(max(1, _settings_default(concurrency, "probe_concurrency")))
+    revocations = _revocation_checker(check_revocation, trust, allow_private, resolver, timeout)
 
     async def one(index: int, target: Target) -> NameEvidence:
         async with slots:
@@ -74,11 +84,43 @@ async def gather_evidence(
                     check_ipv6=check_ipv6,
                     refusal=refusal,
                 )
+        found = await _with_revocation(found, revocations)
         if on_evidence is not None:
             on_evidence(index, found)
         return found
 
     return list(await asyncio.gather(*(one(n, target) for n, target in enumerate(targets))))
+
+
+def _revocation_checker(
+    enabled: bool | None,
+    trust: TrustStore | None,
+    allow_private: bool,
+    resolver: ssrf.Resolver | None,
+    timeout: float,
+) -> RevocationChecker | None:
+    if not _settings_default(enabled, "check_revocation"):
+        return None
+    trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
+    policy = FetchPolicy(allow_private=allow_private, resolver=resolver)
+    return RevocationChecker(trust, policy=policy, timeout=timeout)
+
+
+async def _with_revocation(found: NameEvidence, checker: RevocationChecker | None) -> NameEvidence:
+    """Return the evidence with each address's chain revocation status (TURNED_OFF without a
+    checker); addresses serving the same chain share one lookup (the checker coalesces)."""
+    if not any(probe.ok for probe in found.probes):
+        return found
+    probes = await asyncio.gather(*(_revoked(probe, checker) for probe in found.probes))
+    return replace(found, probes=tuple(probes))
+
+
+async def _revoked(probe: Evidence, checker: RevocationChecker | None) -> Evidence:
+    if not probe.ok:
+        return probe
+    if checker is None:
+        return replace(probe, revocation=TURNED_OFF)
+    return replace(probe, revocation=await checker.check(probe.chain, probe.checked_at))
 
 
 def _request(item: CheckRequest | Target) -> CheckRequest:
@@ -95,12 +137,14 @@ async def check_many(
     trust: TrustStore | None = None,
     resolver: ssrf.Resolver | None = None,
     renewal: RenewalLookup | None = None,
+    check_revocation: bool | None = None,
 ) -> list[CheckResult]:
     """Check every request concurrently; return the results in the order of the requests.
 
     Requests for the same target and address share one probe. `now` (default: when each probe
     ran) is the moment the certificates are judged at; `trust` defaults to the system roots
-    plus SSLNOTIFY_CA_BUNDLE; `renewal` (CT and ARI) defaults to the settings' sources.
+    plus SSLNOTIFY_CA_BUNDLE; `renewal` (CT and ARI) defaults to the settings' sources;
+    `check_revocation` defaults to the setting.
     """
     items = [_request(item) for item in requests]
     trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
@@ -119,6 +163,8 @@ async def check_many(
                 allow_private=allow_private,
                 ip=ip,
                 resolver=resolver,
+                trust=trust,
+                check_revocation=check_revocation,
             )
             for ip, targets in by_address.items()
         )
@@ -162,21 +208,26 @@ def check_target(
     now: datetime | None = None,
     resolver: ssrf.Resolver | None = None,
     renewal: RenewalLookup | None = None,
+    check_revocation: bool | None = None,
 ) -> CheckResult:
     """Check one target typed by a user, now; raise BadInput or TargetNotAllowed for bad targets."""
     target = parse_target(text)
     timeout = _settings_default(timeout, "check_timeout")
     allow_private = _settings_default(allow_private, "allow_private_targets")
     trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
-    evidence = asyncio.run(
-        probe_name(
+    revocations = _revocation_checker(check_revocation, trust, allow_private, resolver, timeout)
+
+    async def probe_and_look_up() -> NameEvidence:
+        found = await probe_name(
             target,
             timeout=timeout,
             allow_private=allow_private,
             resolver=resolver,
             check_ipv6=get_settings().check_ipv6,
         )
-    )
+        return await _with_revocation(found, revocations)
+
+    evidence = asyncio.run(probe_and_look_up())
     if evidence.refused:
         # Only when every address is refused: otherwise the others are checked.
         raise TargetNotAllowed(evidence.message or f"{target.host} may not be checked")

@@ -18,6 +18,7 @@ from chalicelib import logs
 from chalicelib.checker.certparts import extension, organisation_or_name, parts
 from chalicelib.checker.probe import Evidence
 from chalicelib.checker.renewal import Renewal
+from chalicelib.checker.revocation import NOT_CHECKED, Revocation
 from chalicelib.checker.trust import TrustStore, build_path, default_trust, is_self_signed
 
 logger = logs.get_logger(__name__)
@@ -32,6 +33,7 @@ INVALID_CODES = (
     "self_signed",
     "weak_signature",
     "weak_key",
+    "revoked",
 )
 # not_deployed and renewal_requested come from outside the handshake (renewal_lookup.py).
 EXPIRING_CODES = ("expiring", "chain_expiring", "not_deployed", "renewal_requested")
@@ -159,6 +161,7 @@ class CheckResult:
     protocol: str = "tls"  # or the STARTTLS protocol's name ("smtp", "imap", ...)
     renewal: Renewal | None = None  # CT and ARI evidence, when consulted
     addresses: tuple[AddressResult, ...] = ()  # every address of the name (DESIGN 3.1b)
+    revocation: Revocation | None = None  # None when no certificate was obtained
 
     @property
     def alert(self) -> bool:
@@ -202,6 +205,7 @@ class CheckResult:
             "protocol": self.protocol,
             "renewal": self.renewal.to_dict() if self.renewal else None,
             "addresses": [entry.to_dict() for entry in self.addresses],
+            "revocation": self.revocation.to_dict() if self.revocation else None,
         }
 
     @classmethod
@@ -237,6 +241,7 @@ class CheckResult:
             protocol=data.get("protocol") or "tls",
             renewal=Renewal.from_dict(data.get("renewal")),
             addresses=tuple(AddressResult.from_dict(a) for a in data.get("addresses") or ()),
+            revocation=Revocation.from_dict(data.get("revocation")),
         )
 
 
@@ -547,6 +552,7 @@ class _Judged:
             checked_at=self.evidence.checked_at,
             address=self.evidence.address,
             protocol=target.protocol,
+            revocation=self.evidence.revocation or NOT_CHECKED,
         )
 
 
@@ -573,6 +579,9 @@ def _judge(
         )
     if not path.verified:
         later.append(Problem("untrusted", path.reason or "no path to a trusted root"))
+    revocation = evidence.revocation
+    if revocation is not None and revocation.status == "revoked":
+        later.append(Problem("revoked", f"{revocation.message}: a new certificate is needed now"))
     if is_self_signed(leaf):
         later.append(
             Problem("self_signed", "the certificate signs itself instead of being issued by a CA")

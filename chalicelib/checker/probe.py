@@ -13,10 +13,14 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
 from chalicelib.checker import ssrf, starttls
 from chalicelib.checker.targets import TLS, Target
 from chalicelib.errors import TargetNotAllowed
+
+if TYPE_CHECKING:
+    from chalicelib.checker.revocation import Revocation
 
 DNS_ERROR = "dns_error"
 CONNECT_ERROR = "connect_error"
@@ -47,6 +51,7 @@ class Evidence:
     message: str | None = None
     refused: bool = False  # the SSRF guard refused the target (error is connect_error then)
     tls_version: str | None = None
+    revocation: Revocation | None = None  # looked up after the probe (check.gather_evidence)
 
     @property
     def ok(self) -> bool:

@@ -12,11 +12,15 @@ import re
 import shutil
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from cryptography import x509
 from playwright.sync_api import expect, sync_playwright
+
+from tests.certs import make_crl
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -140,6 +144,9 @@ def test_check_now_shows_a_good_certificate(page, local_stack, watch):
     assert "(your time)" in page.locator("#result-expiry-local").inner_text()
     assert page.locator("#result-issuer").inner_text().startswith("sslnotify")
     assert "127.0.0.1" in page.locator("#result-names li").all_inner_texts()
+    # The test leaf names no OCSP responder and no CRL: the card says so, without alarm.
+    revocation = page.locator("#result-revocation").inner_text()
+    assert revocation.startswith("Unknown: ") and "no OCSP responder and no CRL" in revocation
     assert page.locator("#result-chain li").count() == 2
     assert page.locator("#result-chain li.chain-earliest").count() == 1
     assert result.locator(".problem").count() == 0
@@ -157,6 +164,20 @@ def test_check_now_shows_an_expiring_certificate_from_a_pasted_url(page, local_s
     assert (
         "localhost" in earliest.inner_text() and "Expires first (9 days)" in earliest.inner_text()
     )
+    assert_quiet(watch, local_stack)
+
+
+def test_check_now_shows_a_revoked_certificate(page, local_stack, tls_server, http_source, watch):
+    pki = local_stack.pki
+    leaf = pki.leaf(ips=["127.0.0.1"], dns=["localhost"], crl_urls=[http_source.url("/ca.crl")])
+    revoked = [(leaf, pki.now - timedelta(days=1), x509.ReasonFlags.key_compromise)]
+    http_source.route("/ca.crl", make_crl(pki.intermediate, revoked=revoked, now=pki.now))
+    server = tls_server([leaf, pki.intermediate])
+    assert check(page, local_stack, f"127.0.0.1:{server.port}") == "invalid"
+    problem = page.locator('.problem[data-code="revoked"]')
+    assert "a new certificate is needed now" in problem.inner_text()
+    assert "What to do: The certificate authority has withdrawn" in problem.inner_text()
+    assert page.locator("#result-revocation").inner_text().startswith("REVOKED (CRL): ")
     assert_quiet(watch, local_stack)
 
 

@@ -272,6 +272,8 @@ def test_the_checker_sends_each_result_once_per_tolerance(stack):
         "daysLeft": 5,
         "notAfter": group["results"]["30"]["notAfter"],
         "problems": [{"code": "expiring"}],
+        # The test leaf names no revocation source; kept so a revoked alert is not undone.
+        "revocation": {"status": "unknown"},
     }
     assert sorted(s["tolerance"] for s in group["subscriptions"]) == ["30", "30", "auto"]
     # The mailer gets each due notification with the whole result its email describes.

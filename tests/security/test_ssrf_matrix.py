@@ -341,3 +341,30 @@ def test_private_first_then_public_is_refused_without_a_connection(api, network_
     response = api.http.get(check_path("flip.attacker.example"))
     assert response.status_code == 403
     assert network_jail.attempts == [] and network_jail.connected == []
+
+
+def source_url(form: Form) -> str:
+    """Return a CRL URL on this form's host, spelled as a certificate could spell it."""
+    raw = form.text.replace("%25", "%")
+    if "://" in raw:
+        return "http://" + raw.split("://", 1)[1]
+    if raw.count(":") > 1 and not raw.startswith("["):
+        return f"http://[{raw}]/ca.crl"
+    return f"http://{raw}/ca.crl"
+
+
+def test_revocation_sources_on_every_form_are_refused_without_a_connection(network_jail):
+    """A certificate's CRL/OCSP URL on any forbidden address: refused, nothing connected."""
+    from chalicelib.checker.fetch import FetchFailed, FetchPolicy, fetch
+
+    fetched = []
+    for form in FORMS:
+        answer_for(network_jail, form)
+        try:
+            fetch(source_url(form), max_bytes=1024, timeout=2, policy=FetchPolicy())
+            fetched.append(form.text)
+        except FetchFailed:
+            pass
+    assert fetched == []
+    assert network_jail.attempts == [] and network_jail.connected == []
+    record_figure("SSRF address forms refused as revocation sources", len(FORMS))

@@ -115,3 +115,34 @@ def test_summary_keeps_only_the_facts_worth_remembering():
         "notAfter": "2026-12-02T00:00:00Z",
         "problems": ["expiring"],
     }
+
+
+def revocation_result(status, revocation, not_after="2026-12-02T00:00:00Z"):
+    problems = [{"code": "revoked", "message": "revoked"}] if revocation == "revoked" else []
+    return {
+        "status": status,
+        "daysLeft": 5,
+        "notAfter": not_after,
+        "problems": problems,
+        "revocation": {"status": revocation, "source": None, "message": "m"},
+    }
+
+
+def test_a_revoked_certificate_is_not_fixed_by_an_unreachable_crl():
+    days = iter(DAYS)
+    state = decide(None, "s", "t:443", next(days), revocation_result("invalid", "revoked")).state
+    kinds = []
+    for _ in range(3):  # the CRL cannot be fetched for three mornings
+        decision = decide(state, "s", "t:443", next(days), revocation_result("ok", "unknown"))
+        state = decision.state
+        kinds.append(decision.kind)
+    assert kinds == [None, None, None]
+    assert state.alerting and state.summary["problems"] == ["revoked"]
+    # A new certificate (another notAfter), or a definite "good", ends the alert.
+    renewed = revocation_result("ok", "unknown", not_after="2027-03-01T00:00:00Z")
+    assert decide(state, "s", "t:443", next(days), renewed).kind == "fixed"
+    assert decide(state, "s", "t:443", DAYS[-1], revocation_result("ok", "good")).kind == "fixed"
+
+
+def test_summary_keeps_the_revocation_status():
+    assert summarize(revocation_result("ok", "good"))["revocation"] == "good"

@@ -25,6 +25,7 @@ def test_the_environment_rebuilds_the_same_settings():
         acme_directories=(("Test CA", "http://127.0.0.1:9/directory"),),
         outside_timeout=1.5,
         check_ipv6=False,
+        check_revocation=False,
     )
     assert Settings.from_env(function_environment(settings)) == settings
 

@@ -39,6 +39,10 @@
     weak_signature: ["Weak signature",
       "The certificate is signed with MD5 or SHA-1, which browsers reject. Have it reissued " +
       "with SHA-256."],
+    revoked: ["Revoked",
+      "The certificate authority has withdrawn this certificate before its expiry date, and " +
+      "browsers that check revocation refuse it. A revocation cannot be undone: get a new " +
+      "certificate now (with a new key if the old one may have leaked) and install it."],
     weak_key: ["Weak key",
       "The key is too short. Reissue the certificate with an RSA key of at least 2048 bits or an " +
       "EC key of at least 256 bits."],
@@ -169,6 +173,7 @@
       $names.append($("<li>").text("none"));
     }
     $("#result-checked").text(formatDates(result.checkedAt).local);
+    $("#result-revocation").text(revocationText(result.revocation));
     showProblems(result.problems || []);
     showAddresses(result.addresses || []);
     showChain(result.chain || [], result.earliestExpiry);
@@ -205,6 +210,18 @@
       }
     }
     $(".result-ari").toggleClass("d-none", !ari);
+  }
+
+  // DESIGN 3.1b's revocation status in words; null when no certificate was obtained.
+  var REVOCATION_SOURCES = { stapled: "stapled OCSP", ocsp: "OCSP", crl: "CRL" };
+  function revocationText(revocation) {
+    if (!revocation) {
+      return "not checked (no certificate was obtained)";
+    }
+    var words = { good: "Not revoked", revoked: "REVOKED", unknown: "Unknown" };
+    var source = REVOCATION_SOURCES[revocation.source];
+    var head = (words[revocation.status] || "Unknown") + (source ? " (" + source + ")" : "");
+    return revocation.message ? head + ": " + revocation.message : head;
   }
 
   function showProblems(problems) {
