@@ -70,14 +70,22 @@ def _linked(line: str) -> str:
     return _URL.sub(lambda match: f'<a href="{match.group(0)}">{match.group(0)}</a>', escaped)
 
 
-def confirm_link(settings: Settings, email: str, token: str) -> str:
-    """Return the link that confirms a pending subscription."""
-    return f"{settings.site_url}/confirm.html?{urlencode({'user': email, 'uuid': token})}"
+def confirm_link(
+    settings: Settings, email: str, token: str, target: str = "", tolerance: str = ""
+) -> str:
+    """Return the link to the page that confirms a pending subscription when clicked.
+
+    The target and days only let the page say what the button will do; the token decides.
+    """
+    fields = {"user": email, "uuid": token, "domain": target, "days": tolerance}
+    return f"{settings.site_url}/confirm.html?{urlencode({k: v for k, v in fields.items() if v})}"
 
 
-def unsubscribe_link(settings: Settings, email: str, token: str) -> str:
-    """Return the link to the page that ends a subscription."""
-    return f"{settings.site_url}/unsubscribe.html?{urlencode({'user': email, 'uuid': token})}"
+def unsubscribe_link(settings: Settings, email: str, token: str, target: str = "") -> str:
+    """Return the link to the page that ends a subscription when its button is clicked."""
+    fields = {"user": email, "uuid": token, "domain": target}
+    query = urlencode({k: v for k, v in fields.items() if v})
+    return f"{settings.site_url}/unsubscribe.html?{query}"
 
 
 def one_click_headers(settings: Settings, email: str, token: str) -> tuple[tuple[str, str], ...]:
@@ -149,7 +157,7 @@ def confirmation(
         f"Someone, hopefully you, asked sslnotify to watch the TLS certificate of {name} "
         f"and to email this address when it expires {_tolerance_words(tolerance)}.\n\n"
         "To confirm, open this link within 48 hours:\n"
-        f"{confirm_link(settings, email, token)}\n\n"
+        f"{confirm_link(settings, email, token, name, tolerance)}\n\n"
         "If you did not ask for this, ignore this email: nothing happens without your "
         "confirmation, and we will not write again.\n\n"
         "sslnotify\n"
@@ -237,7 +245,7 @@ def _problem_lines(result: Mapping[str, Any]) -> list[str]:
 def _unsubscribe_paragraph(settings: Settings, email: str, token: str, name: str) -> str:
     return (
         f"To stop these emails about {name}, unsubscribe here:\n"
-        f"{unsubscribe_link(settings, email, token)}"
+        f"{unsubscribe_link(settings, email, token, name)}"
     )
 
 
