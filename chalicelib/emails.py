@@ -88,6 +88,23 @@ def unsubscribe_link(settings: Settings, email: str, token: str, target: str = "
     return f"{settings.site_url}/unsubscribe.html?{query}"
 
 
+def manage_page_link(settings: Settings, email: str, token: str = "") -> str:
+    """Return the link to the manage page: with a manage token, or prefilled to request one.
+
+    The address and token ride in the fragment, which browsers never send to a server
+    nor put in a Referer.
+    """
+    fields = {"user": email, "token": token}
+    return f"{settings.site_url}/manage.html#{urlencode({k: v for k, v in fields.items() if v})}"
+
+
+def _manage_paragraph(settings: Settings, email: str) -> str:
+    return (
+        "See and change all your certificate reminders (we email you a link to sign in):\n"
+        f"{manage_page_link(settings, email)}"
+    )
+
+
 def one_click_headers(settings: Settings, email: str, token: str) -> tuple[tuple[str, str], ...]:
     """Return the RFC 8058 one-click unsubscribe headers of subscriber mail."""
     url = (
@@ -160,6 +177,7 @@ def confirmation(
         f"{confirm_link(settings, email, token, name, tolerance)}\n\n"
         "If you did not ask for this, ignore this email: nothing happens without your "
         "confirmation, and we will not write again.\n\n"
+        f"{_manage_paragraph(settings, email)}\n\n"
         "sslnotify\n"
     )
     return EmailMessage(
@@ -268,6 +286,7 @@ def alert(
         "fixed; once it is, you will get one short email saying so."
     )
     paragraphs.append(_unsubscribe_paragraph(settings, email, token, name))
+    paragraphs.append(_manage_paragraph(settings, email))
     paragraphs.append("sslnotify")
     text = "\n\n".join(paragraphs) + "\n"
     return EmailMessage(
@@ -295,7 +314,8 @@ def fixed(
     text = (
         f"Hello,\n\nGood news: the certificate of {name} is fine again.{validity}\n\n"
         "We keep watching it and will write again if anything goes wrong.\n\n"
-        f"{_unsubscribe_paragraph(settings, email, token, name)}\n\nsslnotify\n"
+        f"{_unsubscribe_paragraph(settings, email, token, name)}\n\n"
+        f"{_manage_paragraph(settings, email)}\n\nsslnotify\n"
     )
     return EmailMessage(
         kind="fixed",
@@ -304,6 +324,27 @@ def fixed(
         text=text,
         html=_html(text),
         headers=one_click_headers(settings, email, token),
+    )
+
+
+def manage_link(settings: Settings, email: str, token: str) -> EmailMessage:
+    """Render the email that carries a 24-hour link to the manage page."""
+    text = (
+        "Hello,\n\n"
+        "Someone, hopefully you, asked for a link to manage the certificate reminders "
+        "this address gets from sslnotify. Open this link within 24 hours to see every "
+        "certificate you watch, change the days of warning, add a domain or unsubscribe:\n"
+        f"{manage_page_link(settings, email, token)}\n\n"
+        "If you did not ask for this, ignore this email: the link expires on its own and "
+        "nothing changes unless it is used.\n\n"
+        "sslnotify\n"
+    )
+    return EmailMessage(
+        kind="manage",
+        to=email,
+        subject="Your link to manage your sslnotify reminders",
+        text=text,
+        html=_html(text),
     )
 
 

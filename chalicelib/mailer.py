@@ -174,6 +174,16 @@ class Mailer:
         logger.info("confirmation sent", subscriber=pseudonym, target=target)
         return {"sent": 1, "suppressed": 0}
 
+    def send_manage_link(self, email: str, token: str) -> dict:
+        """Send a link to the manage page, unless the address bounced or complained before."""
+        pseudonym = self.vault.pseudonym(email)
+        if self._suppressed(pseudonym):
+            logger.info("manage link skipped: suppressed", subscriber=pseudonym)
+            return {"sent": 0, "suppressed": 1}
+        self.deliver(emails.manage_link(self.settings, email, token))
+        logger.info("manage link sent", subscriber=pseudonym)
+        return {"sent": 1, "suppressed": 0}
+
     def send_feedback(self, name: str, email: str, message: str) -> dict:
         """Forward a feedback form to the feedback mailbox."""
         self.deliver(emails.feedback(self.settings, name, email, message))

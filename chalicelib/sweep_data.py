@@ -26,6 +26,7 @@ logger = get_logger(__name__)
 
 TABLE = "checkstate"
 TALLY = "#tally"  # the partition of per-day count items (no pseudonym starts with '#')
+FACTS = "#target"  # the partition of each target's last certificate dates (the manage page's)
 BATCH_GET_LIMIT = 100
 SENT_FIELD = {"alert": "alert_sent_day", "fixed": "fixed_sent_day"}
 
@@ -143,6 +144,8 @@ def record_results(
         for subscriber, target in calm:
             writer.delete_item(Key={"subscriber": subscriber, "target": target})
         writer.put_item(Item=_tally(day, entries))
+        for facts in _target_facts(day, entries):
+            writer.put_item(Item=facts)
     logger.info(
         "results recorded",
         day=day,
@@ -176,6 +179,28 @@ def _tally(day: str, entries: list[tuple[tuple[str, str], Mapping[str, Any]]]) -
         "targets": len({target for (_, target), _ in entries}),
         "errors": sum(1 for _, result in entries if result.get("status") == "error"),
     }
+
+
+def _target_facts(
+    day: str, entries: list[tuple[tuple[str, str], Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Return one item per target seen with a certificate: its dates and when it was checked.
+
+    Calm subscriptions keep no state (see _calm), yet the manage page and the calendar feed
+    show every certificate's expiry: one item per target, not per subscriber, holds it.
+    """
+    facts: dict[str, dict[str, Any]] = {}
+    for (_, target), result in entries:
+        if result.get("notAfter") and target not in facts:
+            facts[target] = {
+                "subscriber": FACTS,
+                "target": target,
+                "notAfter": str(result["notAfter"]),
+                "notBefore": str(result.get("notBefore") or ""),
+                "checked_day": day,
+                "checkedAt": str(result.get("checkedAt") or day),
+            }
+    return list(facts.values())
 
 
 def _day_tallies(day: str) -> dict[str, int]:
@@ -317,7 +342,7 @@ def report_counts(day: str, since: str) -> dict[str, Any]:
         raise PayloadError("since must be an ISO 8601 time")
     counts = {**_day_tallies(day), "alerts": 0, "fixed": 0, "states": 0}
     for item in _scan(TABLE):
-        if item["subscriber"] == TALLY:
+        if item["subscriber"] in (TALLY, FACTS):
             continue
         counts["states"] += 1
         counts["alerts"] += item.get("alert_sent_day") == day
