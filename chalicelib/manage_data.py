@@ -73,8 +73,10 @@ class Watched:
 
     def to_dict(self, now: float) -> dict[str, Any]:
         """Return the listing entry of the API contract (DESIGN.md 3.3)."""
+        scheme, found, _ = self.target.partition("://")
         return {
             "target": self.target,
+            "protocol": scheme if found else "tls",
             "days": self.days,
             "status": self.status,
             "daysLeft": self.days_left(now),

@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
-PAGES = ("index", "confirm", "unsubscribe", "feedback", "usage", "privacy")
+PAGES = ("index", "confirm", "unsubscribe", "manage", "feedback", "usage", "privacy")
 XSS = "<img src=x onerror=window.__xss=1>"
 
 

@@ -125,6 +125,7 @@ def test_the_listing_shows_every_subscription_with_the_last_check(client, lambda
     first, second = listing["subscriptions"]
     assert first == {
         "target": "a.example:443",
+        "protocol": "tls",
         "days": "30",
         "status": "ok",
         "daysLeft": 40,
