@@ -52,6 +52,12 @@ def unsubscribe_one_click(email):
     return api.unsubscribe(email, web.query(app.current_request).get("uuid"))
 
 
+@route("/user/{email}/unsubscribe-digest", methods=["POST"], content_types=ANY_BODY)
+def unsubscribe_digest_one_click(email):
+    """Unsubscribe in one click (RFC 8058) from every certificate a digest email lists."""
+    return manage.unsubscribe_digest(email, web.query(app.current_request).get("token"))
+
+
 @route("/feedback", methods=["POST"], cors=cors, content_types=FORM_OR_JSON)
 def feedback():
     """Forward the feedback form."""

@@ -108,6 +108,16 @@ def remove(email: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return {"Message": f"You will get no more emails about {what}", **answer}
 
 
+def unsubscribe_digest(email: str, token: Any) -> dict[str, Any]:
+    """End every subscription a digest email lists (its one-click List-Unsubscribe)."""
+    address = validation.email_address(email)
+    answer = invoke(
+        "data", {"action": "unsubscribe_digest", "email": address, "token": _token(token)}, True
+    )
+    count = len(answer["targets"])
+    return {"Message": f"You will get no more emails about {count} certificate(s)", **answer}
+
+
 def renew_calendar(email: str, token: Any) -> dict[str, Any]:
     """Make a new private calendar URL; the previous one stops working."""
     address = validation.email_address(email)

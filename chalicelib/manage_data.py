@@ -233,6 +233,12 @@ class Manager:
     def remove(self, address: str, token: str, target: str | None) -> dict[str, Any]:
         """Unsubscribe one target, or all of them when none is named."""
         subscriber = self.authorise(address, token)
+        removed = self.remove_for(subscriber, target)
+        logger.info("unsubscribed from manage page", subscriber=subscriber, count=len(removed))
+        return {"targets": removed}
+
+    def remove_for(self, subscriber: str, target: str | None) -> list[str]:
+        """Delete one subscription of a subscriber (or all); return the targets deleted."""
         items = _query(self.subscriptions, subscriber)
         chosen = [item for item in items if target is None or item["target"] == target]
         if target is not None and not chosen:
@@ -241,9 +247,8 @@ class Manager:
             self.subscriptions.delete_item(Key={"subscriber": subscriber, "target": item["target"]})
             forget_state(subscriber, item["target"])
         if len(chosen) == len(items):
-            self.tokens.forget_subscriber(subscriber)
-        logger.info("unsubscribed from manage page", subscriber=subscriber, count=len(chosen))
-        return {"targets": [item["target"] for item in chosen]}
+            self.tokens.forget_subscriber(subscriber)  # nothing left for the feed to show
+        return [item["target"] for item in chosen]
 
     def feed(self, token: str) -> dict[str, Any]:
         """Return what a calendar feed shows: each subscription's dates (no address)."""

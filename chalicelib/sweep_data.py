@@ -77,9 +77,13 @@ def _by_subscription(results: Any) -> list[tuple[tuple[str, str], Mapping[str, A
     return entries
 
 
-def _by_target(targets: Any) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
+def _by_target(
+    targets: Any, counts: dict[str, int]
+) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
     """Read results given once per target and tolerance, as the checker sends them:
     [{"target", "results": {tolerance: result}, "subscriptions": [{"subscriber", "tolerance"}]}].
+
+    Fills `counts` with each subscriber's count of subscriptions in today's sweep, when over one.
     """
     if not isinstance(targets, list):
         raise PayloadError("targets must be a list")
@@ -100,6 +104,9 @@ def _by_target(targets: Any) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
             if not isinstance(result, Mapping):
                 raise PayloadError("each subscription's tolerance needs a result")
             entries.append(((subscriber, target), result))
+            count = subscription.get("count")
+            if isinstance(count, int) and not isinstance(count, bool) and count > 1:
+                counts[subscriber] = count
     return entries
 
 
@@ -116,7 +123,8 @@ def record_results(
     require_day(day)
     if (results is None) == (targets is None):
         raise PayloadError("give either results or targets")
-    entries = _by_target(targets) if targets is not None else _by_subscription(results)
+    counts: dict[str, int] = {}
+    entries = _by_target(targets, counts) if targets is not None else _by_subscription(results)
     previous = _load_states(key for key, _ in entries)
     notifications: list[dict[str, Any]] = []
     changed: dict[tuple[str, str], CheckState] = {}
@@ -137,6 +145,8 @@ def record_results(
                     "kind": decision.kind,
                     "result": result,
                 }
+                # How many of the subscriber's results make its day complete (see digest.py).
+                | ({"count": counts[subscriber]} if subscriber in counts else {})
             )
     with aws.table(TABLE).batch_writer(overwrite_by_pkeys=["subscriber", "target"]) as writer:
         for state in changed.values():

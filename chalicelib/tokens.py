@@ -22,7 +22,11 @@ VERIFIER_CHARACTERS = 32  # secrets.token_urlsafe(24): 192 secret bits
 PURPOSES = ("manage", "calendar", "digest")
 MANAGE_LIFETIME = 24 * 3600
 DIGEST_LIFETIME = 60 * 86400  # a digest's one-click unsubscribe outlives a mail client's cache
-INVALID = "This link is not valid (links to the manage page expire after 24 hours)"
+INVALID = {
+    "manage": "This link is not valid (links to the manage page expire after 24 hours)",
+    "calendar": "This calendar URL is not valid (a newer one replaced it, or it was revoked)",
+    "digest": "This unsubscribe link is not valid any more",
+}
 
 
 def _hash(verifier: str) -> str:
@@ -78,11 +82,11 @@ class TokenStore:
     def check(self, purpose: str, token: str, subscriber: str | None = None) -> Grant:
         """Return what a token grants for this purpose (and subscriber), or raise NotFound."""
         if len(token) != SELECTOR_CHARACTERS + VERIFIER_CHARACTERS:
-            raise NotFound(INVALID)
+            raise NotFound(INVALID[purpose])
         key = f"{purpose}#{token[:SELECTOR_CHARACTERS]}"
         item = self.table.get_item(Key={"key": key}, ConsistentRead=True).get("Item")
         if not _valid(item, token, subscriber, self.clock()):
-            raise NotFound(INVALID)
+            raise NotFound(INVALID[purpose])
         assert item is not None  # for the type checker: _valid said so
         return Grant(purpose, str(item["subscriber"]), tuple(item.get("targets") or ()))
 

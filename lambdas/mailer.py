@@ -33,6 +33,11 @@ def send_notifications(day: str, notifications: list[dict[str, Any]]) -> dict:
     return mailer().send_notifications(day, notifications)
 
 
+def send_waiting_digests(day: str, subscribers: list[str]) -> dict:
+    """Send the digests that these subscribers' last recorded results completed."""
+    return mailer().send_waiting_digests(day, subscribers)
+
+
 def send_manage_link(email: str, token: str) -> dict:
     """Send a link to the manage page."""
     return mailer().send_manage_link(email, token)
@@ -52,6 +57,7 @@ ACTIONS = {
     "send_confirmation": send_confirmation,
     "send_notifications": send_notifications,
     "send_manage_link": send_manage_link,
+    "send_waiting_digests": send_waiting_digests,
     "send_feedback": send_feedback,
     "send_report": send_report,
 }

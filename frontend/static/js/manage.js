@@ -252,6 +252,6 @@
     $("#all-confirm").addClass("d-none");
     change("DELETE", userPath("/subscriptions"), { token: session.token });
   });
-  $(window).on("hashchange", start);
+  window.addEventListener("hashchange", start);
   start();
 })(window, jQuery, window.sslnotify);
