@@ -100,8 +100,7 @@ query_value = st.one_of(
     st.integers(-(2**70), 2**70).map(str),
 )
 query = st.dictionaries(
-    st.sampled_from(["domain", "days", "uuid", "token", "port", "host", "email", "x"])
-    | wild_text,
+    st.sampled_from(["domain", "days", "uuid", "token", "port", "host", "email", "x"]) | wild_text,
     query_value,
     max_size=4,
 )
