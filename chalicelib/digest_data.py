@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from chalicelib import aws, validation
 from chalicelib.errors import NotFound, PayloadError
 from chalicelib.logs import get_logger
-from chalicelib.manage_data import _manager, _query
+from chalicelib.manage_data import from_settings, query_partition
 from chalicelib.sweep import require_day
 from chalicelib.sweep_data import FACTS
 from chalicelib.tokens import DIGEST_LIFETIME, TokenStore
@@ -59,8 +59,8 @@ def digest_status(day: str, subscribers: list) -> dict:
     )
     answer: dict[str, Any] = {}
     for subscriber in dict.fromkeys(_subscriber(s) for s in subscribers):
-        states = {item["target"]: item for item in _query(checkstate, subscriber)}
-        watched = [item["target"] for item in _query(subscriptions, subscriber)]
+        states = {item["target"]: item for item in query_partition(checkstate, subscriber)}
+        watched = [item["target"] for item in query_partition(subscriptions, subscriber)]
         recorded = {t for t in watched if (states.get(t) or {}).get("checked_day") == day}
         unknown = [t for t in watched if t not in recorded]
         for target in unknown:
@@ -201,7 +201,7 @@ def release_digest(day: str, subscriber: str, batch: str) -> bool:
 def unsubscribe_digest(email: str, token: str) -> dict:
     """Delete every subscription a digest's one-click token lists (RFC 8058)."""
     address = validation.email_address(email)
-    manager = _manager()
+    manager = from_settings()
     subscriber = manager.vault.pseudonym(address)
     grant = manager.tokens.check("digest", validation.token(token, "token"), subscriber)
     removed = []

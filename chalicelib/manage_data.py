@@ -109,7 +109,8 @@ def describe(
     )
 
 
-def _query(table: Any, partition: str) -> list[dict[str, Any]]:
+def query_partition(table: Any, partition: str) -> list[dict[str, Any]]:
+    """Return every item of one partition (one subscriber's: a handful), consistently read."""
     items: list[dict[str, Any]] = []
     arguments: dict[str, Any] = {
         "KeyConditionExpression": Key("subscriber").eq(partition),
@@ -160,8 +161,9 @@ class Manager:
 
     def watched(self, subscriber: str) -> list[Watched]:
         """Return every subscription of a subscriber with what the sweep last saw."""
-        items = sorted(_query(self.subscriptions, subscriber), key=lambda item: item["target"])
-        states = {item["target"]: item for item in _query(self.checkstate, subscriber)}
+        items = query_partition(self.subscriptions, subscriber)
+        items.sort(key=lambda item: item["target"])
+        states = {item["target"]: item for item in query_partition(self.checkstate, subscriber)}
         facts = self._facts([item["target"] for item in items])
         return [
             describe(item, states.get(item["target"]), facts.get(item["target"])) for item in items
@@ -239,7 +241,7 @@ class Manager:
 
     def remove_for(self, subscriber: str, target: str | None) -> list[str]:
         """Delete one subscription of a subscriber (or all); return the targets deleted."""
-        items = _query(self.subscriptions, subscriber)
+        items = query_partition(self.subscriptions, subscriber)
         chosen = [item for item in items if target is None or item["target"] == target]
         if target is not None and not chosen:
             raise NotFound("This address has no subscription for that target")
@@ -281,7 +283,8 @@ def _tokens() -> TokenStore:
     return TokenStore(aws.table("tokens"), time.time)
 
 
-def _manager(vault: AddressVault | None = None) -> Manager:
+def from_settings(vault: AddressVault | None = None) -> Manager:
+    """Return the manager over this deployment's tables."""
     return Manager(
         aws.table("subscriptions"), aws.table("checkstate"), _tokens(), vault or _vault(), time.time
     )
@@ -302,17 +305,17 @@ def request_manage_link(email: str) -> dict:
         DAY,
         LINK_LIMIT_MESSAGE,
     )
-    return {"token": _manager(vault).issue_link(address)}
+    return {"token": from_settings(vault).issue_link(address)}
 
 
 def list_subscriptions(email: str, token: str) -> dict:
     """List an address's subscriptions for its manage token."""
-    return _manager().listing(validation.email_address(email), _manage_token(token))
+    return from_settings().listing(validation.email_address(email), _manage_token(token))
 
 
 def set_subscription(email: str, token: str, target: str, tolerance: str) -> dict:
     """Add a subscription or change its days, with a manage token."""
-    return _manager().put(
+    return from_settings().put(
         validation.email_address(email),
         _manage_token(token),
         validation.target(target).key,
@@ -323,17 +326,17 @@ def set_subscription(email: str, token: str, target: str, tolerance: str) -> dic
 def remove_subscriptions(email: str, token: str, target: str | None = None) -> dict:
     """Unsubscribe one target (or all), with a manage token."""
     target_key = validation.target(target).key if target is not None else None
-    return _manager().remove(validation.email_address(email), _manage_token(token), target_key)
+    return from_settings().remove(validation.email_address(email), _manage_token(token), target_key)
 
 
 def renew_calendar(email: str, token: str) -> dict:
     """Make a new calendar feed URL for the address; the old one stops working."""
-    return _manager().new_feed(validation.email_address(email), _manage_token(token))
+    return from_settings().new_feed(validation.email_address(email), _manage_token(token))
 
 
 def calendar_feed(token: str) -> dict:
     """Return the dates a calendar feed token shows."""
-    return _manager().feed(_manage_token(token))
+    return from_settings().feed(_manage_token(token))
 
 
 ACTIONS = {

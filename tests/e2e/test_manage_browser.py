@@ -188,3 +188,15 @@ def test_a_bad_manage_link_says_so_and_offers_a_new_one(page, local_stack):
     page.locator("#manage-status.alert-danger").wait_for()
     assert "not valid" in page.locator("#manage-status").inner_text()
     assert page.get_by_role("button", name="Email me a link").is_visible()
+
+
+def test_the_local_stack_sends_one_digest_for_two_due_alerts(page, local_stack):
+    first, second = local_stack.serve(days_left=5), local_stack.serve(days_left=12)
+    address = f"digest-{first.port}@example.com"
+    for server in (first, second):
+        subscribe_confirmed(page, local_stack, address, f"127.0.0.1:{server.port}", "30")
+    local_stack.trigger("cron")
+    digest = local_stack.wait_for_email(to=address, subject="SSL alerts for 2 certificates")
+    assert f"127.0.0.1:{first.port} expires in 5 days" in digest.subject
+    assert len([m for m in local_stack.messages() if address in m.to and "alert" in m.subject]) == 1
+    assert "unsubscribe-digest?token=" in str(digest.message["List-Unsubscribe"])
