@@ -14,6 +14,7 @@ from chalicelib import calendar_feed, validation
 from chalicelib.api import HOUR, refuse_private
 from chalicelib.api import rate_limit as count_request
 from chalicelib.config import get_settings
+from chalicelib.errors import BadInput
 from chalicelib.invoke import invoke
 from chalicelib.logs import get_logger
 
@@ -69,6 +70,10 @@ def listing(email: str, token: Any) -> dict[str, Any]:
 
 def set_subscription(email: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Add a subscription or change its days at once (the manage token proved the address)."""
+    if params.get("uuid") is not None:
+        raise BadInput("give either token (to manage) or uuid (to confirm), not both")
+    if params.get("domain") is None:
+        raise BadInput("domain is missing")
     address = validation.email_address(email)
     target = validation.target(params.get("domain"))
     tolerance = validation.tolerance(params.get("days"))

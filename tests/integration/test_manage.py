@@ -188,6 +188,9 @@ def test_change_days_and_add_a_domain_at_once(client, lambdas, owner):
     assert bad.status_code == 400
     private = client.http.put(path(ADDRESS, domain="10.0.0.1", days="5", token=owner))
     assert private.status_code == 403
+    both = client.http.put(path(ADDRESS, domain="x.example", uuid=owner, token=owner))
+    assert both.status_code == 400 and "not both" in body(both)["Message"]
+    assert client.http.put(path(ADDRESS, token=owner)).status_code == 400
 
 
 def test_unsubscribe_one_then_all(client, lambdas, owner):
