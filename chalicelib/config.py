@@ -47,6 +47,7 @@ class RateLimits:
     check_per_client_per_minute: int = 20
     subscribe_per_client_per_hour: int = 10
     confirmations_per_address_per_day: int = 5
+    manage_links_per_address_per_day: int = 3
 
 
 @dataclass(frozen=True)

@@ -72,14 +72,39 @@ def _linked(line: str) -> str:
     return _URL.sub(lambda match: f'<a href="{match.group(0)}">{match.group(0)}</a>', escaped)
 
 
-def confirm_link(settings: Settings, email: str, token: str) -> str:
-    """Return the link that confirms a pending subscription."""
-    return f"{settings.site_url}/confirm.html?{urlencode({'user': email, 'uuid': token})}"
+def confirm_link(
+    settings: Settings, email: str, token: str, target: str = "", tolerance: str = ""
+) -> str:
+    """Return the link to the page that confirms a pending subscription when clicked.
+
+    The target and days only let the page say what the button will do; the token decides.
+    """
+    fields = {"user": email, "uuid": token, "domain": target, "days": tolerance}
+    return f"{settings.site_url}/confirm.html?{urlencode({k: v for k, v in fields.items() if v})}"
 
 
-def unsubscribe_link(settings: Settings, email: str, token: str) -> str:
-    """Return the link to the page that ends a subscription."""
-    return f"{settings.site_url}/unsubscribe.html?{urlencode({'user': email, 'uuid': token})}"
+def unsubscribe_link(settings: Settings, email: str, token: str, target: str = "") -> str:
+    """Return the link to the page that ends a subscription when its button is clicked."""
+    fields = {"user": email, "uuid": token, "domain": target}
+    query = urlencode({k: v for k, v in fields.items() if v})
+    return f"{settings.site_url}/unsubscribe.html?{query}"
+
+
+def manage_page_link(settings: Settings, email: str, token: str = "") -> str:
+    """Return the link to the manage page: with a manage token, or prefilled to request one.
+
+    The address and token ride in the fragment, which browsers never send to a server
+    nor put in a Referer.
+    """
+    fields = {"user": email, "token": token}
+    return f"{settings.site_url}/manage.html#{urlencode({k: v for k, v in fields.items() if v})}"
+
+
+def _manage_paragraph(settings: Settings, email: str) -> str:
+    return (
+        "See and change all your certificate reminders (we email you a link to sign in):\n"
+        f"{manage_page_link(settings, email)}"
+    )
 
 
 def one_click_headers(settings: Settings, email: str, token: str) -> tuple[tuple[str, str], ...]:
@@ -154,9 +179,10 @@ def confirmation(
         f"Someone, hopefully you, asked sslnotify to watch the TLS certificate of {name} "
         f"and to email this address when it expires {_tolerance_words(tolerance)}.\n\n"
         "To confirm, open this link within 48 hours:\n"
-        f"{confirm_link(settings, email, token)}\n\n"
+        f"{confirm_link(settings, email, token, name, tolerance)}\n\n"
         "If you did not ask for this, ignore this email: nothing happens without your "
         "confirmation, and we will not write again.\n\n"
+        f"{_manage_paragraph(settings, email)}\n\n"
         "sslnotify\n"
     )
     return EmailMessage(
@@ -303,7 +329,7 @@ def _problem_lines(result: Mapping[str, Any]) -> list[str]:
 def _unsubscribe_paragraph(settings: Settings, email: str, token: str, name: str) -> str:
     return (
         f"To stop these emails about {name}, unsubscribe here:\n"
-        f"{unsubscribe_link(settings, email, token)}"
+        f"{unsubscribe_link(settings, email, token, name)}"
     )
 
 
@@ -332,6 +358,7 @@ def alert(
         "fixed; once it is, you will get one short email saying so."
     )
     paragraphs.append(_unsubscribe_paragraph(settings, email, token, name))
+    paragraphs.append(_manage_paragraph(settings, email))
     paragraphs.append("sslnotify")
     text = "\n\n".join(paragraphs) + "\n"
     return EmailMessage(
@@ -359,7 +386,8 @@ def fixed(
     text = (
         f"Hello,\n\nGood news: the certificate of {name} is fine again.{validity}\n\n"
         "We keep watching it and will write again if anything goes wrong.\n\n"
-        f"{_unsubscribe_paragraph(settings, email, token, name)}\n\nsslnotify\n"
+        f"{_unsubscribe_paragraph(settings, email, token, name)}\n\n"
+        f"{_manage_paragraph(settings, email)}\n\nsslnotify\n"
     )
     return EmailMessage(
         kind="fixed",
@@ -368,6 +396,27 @@ def fixed(
         text=text,
         html=_html(text),
         headers=one_click_headers(settings, email, token),
+    )
+
+
+def manage_link(settings: Settings, email: str, token: str) -> EmailMessage:
+    """Render the email that carries a 24-hour link to the manage page."""
+    text = (
+        "Hello,\n\n"
+        "Someone, hopefully you, asked for a link to manage the certificate reminders "
+        "this address gets from sslnotify. Open this link within 24 hours to see every "
+        "certificate you watch, change the days of warning, add a domain or unsubscribe:\n"
+        f"{manage_page_link(settings, email, token)}\n\n"
+        "If you did not ask for this, ignore this email: the link expires on its own and "
+        "nothing changes unless it is used.\n\n"
+        "sslnotify\n"
+    )
+    return EmailMessage(
+        kind="manage",
+        to=email,
+        subject="Your link to manage your sslnotify reminders",
+        text=text,
+        html=_html(text),
     )
 
 

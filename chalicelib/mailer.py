@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, emails
+from chalicelib import aws, digest_mailer, emails
 from chalicelib.config import Settings, get_settings
 from chalicelib.errors import InvocationError, PayloadError
 from chalicelib.invoke import invoke
@@ -174,6 +174,16 @@ class Mailer:
         logger.info("confirmation sent", subscriber=pseudonym, target=target)
         return {"sent": 1, "suppressed": 0}
 
+    def send_manage_link(self, email: str, token: str) -> dict:
+        """Send a link to the manage page, unless the address bounced or complained before."""
+        pseudonym = self.vault.pseudonym(email)
+        if self._suppressed(pseudonym):
+            logger.info("manage link skipped: suppressed", subscriber=pseudonym)
+            return {"sent": 0, "suppressed": 1}
+        self.deliver(emails.manage_link(self.settings, email, token))
+        logger.info("manage link sent", subscriber=pseudonym)
+        return {"sent": 1, "suppressed": 0}
+
     def send_feedback(self, name: str, email: str, message: str) -> dict:
         """Forward a feedback form to the feedback mailbox."""
         self.deliver(emails.feedback(self.settings, name, email, message))
@@ -191,13 +201,15 @@ class Mailer:
 
         Raises DeliveryFailed after releasing the claims of what could not be sent.
         """
-        wanted = _validated(notifications)
+        batch = _attempt_id()
+        # An address due two or more emails today gets one digest instead (digest_mailer.py).
+        digests = digest_mailer.send_digests(self, day, _validated(notifications), batch)
+        wanted = digests.remaining
         keys = [{"subscriber": n["subscriber"], "target": n["target"]} for n in wanted]
         found = (
             invoke("data", {"action": "recipients", "keys": keys}, wait=True, idempotent=True) or []
         )
         recipients = {(r["subscriber"], r["target"]): r for r in found}
-        batch = _attempt_id()
         claimed = self._claim(day, wanted, recipients, batch)
         tally = dict.fromkeys(OUTCOMES, 0)
         for position, notification in enumerate(wanted):
@@ -211,10 +223,22 @@ class Mailer:
                 tally["deferred"] += self._release_rest(day, wanted[position + 1 :], claimed)
                 break
         logger.info("notifications processed", day=day, **tally)
+        tally["failed"] += digests.tally["failed"]
         if tally["failed"] or tally["throttled"] or tally["deferred"]:
             unsent = tally["failed"] + tally["throttled"] + tally["deferred"]
             raise DeliveryFailed(f"{unsent} notification(s) left for the retry")
         return tally
+
+    def send_waiting_digests(self, day: str, subscribers: list[str]) -> dict:
+        """Send the notifications kept for these subscribers' digests, if their day is complete.
+
+        The checker asks this for the subscribers whose results it recorded without anything
+        due: if theirs was the day's last result, their kept notifications go out now.
+        """
+        if not isinstance(subscribers, list) or not all(isinstance(s, str) for s in subscribers):
+            raise PayloadError("subscribers must be a list of pseudonyms")
+        kept = digest_mailer.waiting_notifications(day, subscribers)
+        return self.send_notifications(day, kept) if kept else {"sent": 0}
 
     def _release_rest(
         self, day: str, rest: list[dict[str, Any]], claimed: set[tuple[str, str, str]]

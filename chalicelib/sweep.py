@@ -40,16 +40,25 @@ def json_size(value: Any) -> int:
 
 
 def group_by_target(subscriptions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Group scanned subscriptions by target, in a stable order, each subscriber once per target."""
+    """Group scanned subscriptions by target, in a stable order, each subscriber once per target.
+
+    A subscriber watching several targets has its count of them in each entry ("count"): the
+    mailer sends its day's emails as one digest once that many results are recorded.
+    """
     groups: dict[str, dict[str, str]] = {}
     for item in subscriptions:
         watchers = groups.setdefault(str(item["target"]), {})
         watchers[str(item["subscriber"])] = str(item.get("tolerance", "30"))
+    counts: dict[str, int] = {}
+    for watchers in groups.values():
+        for subscriber in watchers:
+            counts[subscriber] = counts.get(subscriber, 0) + 1
     return [
         {
             "target": target,
             "subscriptions": [
                 {"subscriber": subscriber, "tolerance": tolerance}
+                | ({"count": counts[subscriber]} if counts[subscriber] > 1 else {})
                 for subscriber, tolerance in sorted(watchers.items())
             ],
         }

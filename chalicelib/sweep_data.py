@@ -26,6 +26,7 @@ logger = get_logger(__name__)
 
 TABLE = "checkstate"
 TALLY = "#tally"  # the partition of per-day count items (no pseudonym starts with '#')
+FACTS = "#target"  # the partition of each target's last certificate dates (the manage page's)
 BATCH_GET_LIMIT = 100
 SENT_FIELD = {"alert": "alert_sent_day", "fixed": "fixed_sent_day"}
 
@@ -76,9 +77,13 @@ def _by_subscription(results: Any) -> list[tuple[tuple[str, str], Mapping[str, A
     return entries
 
 
-def _by_target(targets: Any) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
+def _by_target(
+    targets: Any, counts: dict[str, int]
+) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
     """Read results given once per target and tolerance, as the checker sends them:
     [{"target", "results": {tolerance: result}, "subscriptions": [{"subscriber", "tolerance"}]}].
+
+    Fills `counts` with each subscriber's count of subscriptions in today's sweep, when over one.
     """
     if not isinstance(targets, list):
         raise PayloadError("targets must be a list")
@@ -99,6 +104,9 @@ def _by_target(targets: Any) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
             if not isinstance(result, Mapping):
                 raise PayloadError("each subscription's tolerance needs a result")
             entries.append(((subscriber, target), result))
+            count = subscription.get("count")
+            if isinstance(count, int) and not isinstance(count, bool) and count > 1:
+                counts[subscriber] = count
     return entries
 
 
@@ -115,7 +123,8 @@ def record_results(
     require_day(day)
     if (results is None) == (targets is None):
         raise PayloadError("give either results or targets")
-    entries = _by_target(targets) if targets is not None else _by_subscription(results)
+    counts: dict[str, int] = {}
+    entries = _by_target(targets, counts) if targets is not None else _by_subscription(results)
     previous = _load_states(key for key, _ in entries)
     notifications: list[dict[str, Any]] = []
     changed: dict[tuple[str, str], CheckState] = {}
@@ -136,6 +145,8 @@ def record_results(
                     "kind": decision.kind,
                     "result": result,
                 }
+                # How many of the subscriber's results make its day complete (see digest.py).
+                | ({"count": counts[subscriber]} if subscriber in counts else {})
             )
     with aws.table(TABLE).batch_writer(overwrite_by_pkeys=["subscriber", "target"]) as writer:
         for state in changed.values():
@@ -143,6 +154,8 @@ def record_results(
         for subscriber, target in calm:
             writer.delete_item(Key={"subscriber": subscriber, "target": target})
         writer.put_item(Item=_tally(day, entries))
+        for facts in _target_facts(day, entries):
+            writer.put_item(Item=facts)
     logger.info(
         "results recorded",
         day=day,
@@ -179,6 +192,28 @@ def _tally(day: str, entries: list[tuple[tuple[str, str], Mapping[str, Any]]]) -
             {target for (_, target), result in entries if result.get("renewalUnknown")}
         ),
     }
+
+
+def _target_facts(
+    day: str, entries: list[tuple[tuple[str, str], Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Return one item per target seen with a certificate: its dates and when it was checked.
+
+    Calm subscriptions keep no state (see _calm), yet the manage page and the calendar feed
+    show every certificate's expiry: one item per target, not per subscriber, holds it.
+    """
+    facts: dict[str, dict[str, Any]] = {}
+    for (_, target), result in entries:
+        if result.get("notAfter") and target not in facts:
+            facts[target] = {
+                "subscriber": FACTS,
+                "target": target,
+                "notAfter": str(result["notAfter"]),
+                "notBefore": str(result.get("notBefore") or ""),
+                "checked_day": day,
+                "checkedAt": str(result.get("checkedAt") or day),
+            }
+    return list(facts.values())
 
 
 def _day_tallies(day: str) -> dict[str, int]:
@@ -320,7 +355,7 @@ def report_counts(day: str, since: str) -> dict[str, Any]:
         raise PayloadError("since must be an ISO 8601 time")
     counts = {**_day_tallies(day), "alerts": 0, "fixed": 0, "states": 0}
     for item in _scan(TABLE):
-        if item["subscriber"] == TALLY:
+        if item["subscriber"] in (TALLY, FACTS):
             continue
         counts["states"] += 1
         counts["alerts"] += item.get("alert_sent_day") == day

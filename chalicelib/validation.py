@@ -133,12 +133,12 @@ def target(value: Any, port_number: int | None = None, protocol_text: Any = None
     return parsed
 
 
-def token(value: Any) -> str:
+def token(value: Any, field: str = "uuid") -> str:
     """Return a token from a link, or refuse it when it cannot be one of ours."""
     if not isinstance(value, str) or not value:
-        raise BadInput("uuid is missing")
+        raise BadInput(f"{field} is missing")
     if not _TOKEN.fullmatch(value.strip()):
-        raise BadInput("uuid is not a valid token")
+        raise BadInput(f"{field} is not a valid token")
     return value.strip()
 
 

@@ -36,6 +36,7 @@ PAGES = (
     Page("index", "Certificate expiry reminders", "index.js", nav="index"),
     Page("confirm", "Confirm your subscription", "confirm.js"),
     Page("unsubscribe", "Unsubscribe", "unsubscribe.js"),
+    Page("manage", "Manage your reminders", "manage.js"),
     Page("feedback", "Feedback", "feedback.js", nav="feedback"),
     Page("usage", "How it works", "", nav="usage"),
     Page("privacy", "Privacy", "", nav="privacy"),

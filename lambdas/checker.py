@@ -71,6 +71,7 @@ def group_entry(group: Mapping[str, Any], judged: list[CheckResult]) -> dict[str
         "results": {t: result.to_dict() for t, result in zip(tolerances, judged, strict=True)},
         "subscriptions": [
             {"subscriber": s["subscriber"], "tolerance": str(s.get("tolerance", "30"))}
+            | ({"count": s["count"]} if isinstance(s.get("count"), int) else {})
             for s in group["subscriptions"]
         ],
     }
@@ -184,6 +185,22 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
                 )
                 mailer_invocations += 1
             notifications += len(due)
+            # A subscriber of several targets whose result here made nothing due may still
+            # complete its day: the mailer sends any digest kept waiting for it.
+            due_for = {n["subscriber"] for n in due}
+            finished = sorted(
+                {
+                    s["subscriber"]
+                    for entry in chunk
+                    for s in entry["subscriptions"]
+                    if s.get("count") and s["subscriber"] not in due_for
+                }
+            )
+            for part in pack(finished, 100):
+                invoke(
+                    "mailer", {"action": "send_waiting_digests", "day": day, "subscribers": part}
+                )
+                mailer_invocations += 1
     except InvocationError as error:
         raise SweepStepFailed(
             f"check of {len(groups)} target(s) failed: {error.message}"

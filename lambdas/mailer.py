@@ -1,4 +1,4 @@
-"""The mailer function: confirmation, alert, fixed, feedback and report emails through SES."""
+"""The mailer function: confirmation, alert, fixed, manage-link, feedback and report emails."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ def send_notifications(day: str, notifications: list[dict[str, Any]]) -> dict:
     return mailer().send_notifications(day, notifications)
 
 
+def send_waiting_digests(day: str, subscribers: list[str]) -> dict:
+    """Send the digests that these subscribers' last recorded results completed."""
+    return mailer().send_waiting_digests(day, subscribers)
+
+
+def send_manage_link(email: str, token: str) -> dict:
+    """Send a link to the manage page."""
+    return mailer().send_manage_link(email, token)
+
+
 def send_feedback(name: str, email: str, message: str) -> dict:
     """Forward a feedback form to the feedback mailbox."""
     return mailer().send_feedback(name, email, message)
@@ -46,6 +56,8 @@ def send_report(text: str) -> dict:
 ACTIONS = {
     "send_confirmation": send_confirmation,
     "send_notifications": send_notifications,
+    "send_manage_link": send_manage_link,
+    "send_waiting_digests": send_waiting_digests,
     "send_feedback": send_feedback,
     "send_report": send_report,
 }

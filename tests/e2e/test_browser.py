@@ -37,7 +37,7 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
-PAGES = ("index", "confirm", "unsubscribe", "feedback", "usage", "privacy")
+PAGES = ("index", "confirm", "unsubscribe", "manage", "feedback", "usage", "privacy")
 XSS = "<img src=x onerror=window.__xss=1>"
 
 
@@ -258,10 +258,13 @@ def test_subscribe_confirm_and_unsubscribe(page, local_stack, watch):
     query = parse_qs(urlsplit(confirm_url).query)
     assert query["user"] == [address] and query["uuid"]
     page.goto(page_url(local_stack, "confirm", urlsplit(confirm_url).query))
+    assert target in page.locator("#link-action").inner_text()
+    page.get_by_role("button", name="Confirm my subscription").click()
     page.locator("#outcome.alert-success").wait_for()
     assert "is confirmed" in page.locator("#outcome").inner_text()
     assert page.get_by_role("link", name="Back to the home page").is_visible()
     page.reload()  # a second click on the link says so instead of failing
+    page.get_by_role("button", name="Confirm my subscription").click()
     page.locator("#outcome.alert-success").wait_for()
     assert "already confirmed" in page.locator("#outcome").inner_text()
 
@@ -269,9 +272,11 @@ def test_subscribe_confirm_and_unsubscribe(page, local_stack, watch):
     alert = local_stack.wait_for_email(to=address, subject="SSL alert for", timeout=60)
     unsubscribe_url = link_in(alert, "unsubscribe.html")
     page.goto(page_url(local_stack, "unsubscribe", urlsplit(unsubscribe_url).query))
+    page.get_by_role("button", name="Unsubscribe").click()
     page.locator("#outcome.alert-success").wait_for()
     assert "no more emails" in page.locator("#outcome").inner_text()
     page.reload()  # the subscription is gone now: the page says so in words
+    page.get_by_role("button", name="Unsubscribe").click()
     page.locator("#outcome.alert-danger").wait_for()
     assert page.locator("#outcome").inner_text().strip()
     assert_quiet_except_api_errors(watch, local_stack)
@@ -340,6 +345,57 @@ def assert_quiet_except_api_errors(watch, stack) -> None:
     assert_quiet(watch, stack)
 
 
+def items_of(stack, table: str) -> list[dict]:
+    """Return every item of one of the stack's tables (emulated DynamoDB)."""
+    answer = stack.aws_client("dynamodb").scan(TableName=stack.table_name(table))
+    return answer.get("Items", [])
+
+
+def test_the_confirm_and_unsubscribe_pages_act_only_on_a_click(page, local_stack, watch):
+    # A mail scanner opens every link, some run scripts: loading the page must change nothing.
+    server = local_stack.serve(days_left=80)
+    address = f"scanner-{server.port}@example.com"
+    target = f"127.0.0.1:{server.port}"
+    page.request.put(
+        f"{local_stack.api_url}/user/{address}?{urlencode({'domain': target, 'days': '15'})}"
+    )
+    confirm_url = link_in(local_stack.wait_for_email(to=address, subject="Confirm"), "confirm.html")
+    subscriptions_before = len(items_of(local_stack, "subscriptions"))
+    watch["requests"].clear()
+    page.goto(page_url(local_stack, "confirm", urlsplit(confirm_url).query))
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(500)
+    assert (
+        f"{target} and email you when fewer than 15 days"
+        in page.locator("#link-action").inner_text()
+    )
+    assert page.locator("#outcome").is_hidden()
+    assert not [url for url in watch["requests"] if url.startswith(local_stack.api_url)]
+    assert len(items_of(local_stack, "subscriptions")) == subscriptions_before
+    page.get_by_role("button", name="Confirm my subscription").click()
+    page.locator("#outcome.alert-success").wait_for()
+    assert len(items_of(local_stack, "subscriptions")) == subscriptions_before + 1
+
+    token = next(
+        item["token"]["S"]
+        for item in items_of(local_stack, "subscriptions")
+        if item["target"]["S"] == target
+    )
+    query = urlencode({"user": address, "uuid": token, "domain": target})
+    watch["requests"].clear()
+    page.goto(page_url(local_stack, "unsubscribe", query))
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(500)
+    assert f"emails about the certificate of {target}" in page.locator("#link-action").inner_text()
+    assert not [url for url in watch["requests"] if url.startswith(local_stack.api_url)]
+    assert len(items_of(local_stack, "subscriptions")) == subscriptions_before + 1
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.locator("#outcome.alert-success").wait_for()
+    assert page.get_by_role("button", name="Unsubscribe").is_hidden()
+    assert len(items_of(local_stack, "subscriptions")) == subscriptions_before
+    assert_quiet(watch, local_stack)
+
+
 def test_a_link_without_its_parameters_says_so(page, local_stack):
     page.goto(page_url(local_stack, "confirm"))
     assert "incomplete" in page.locator("#outcome.alert-warning").inner_text()
@@ -368,10 +424,16 @@ def test_feedback_is_checked_then_sent(page, local_stack, watch):
 def test_a_url_parameter_is_shown_as_text(page, local_stack, watch):
 
     page.goto(
-        page_url(local_stack, "confirm", urlencode({"user": XSS, "uuid": "<script>x</script>"}))
+        page_url(
+            local_stack,
+            "confirm",
+            urlencode({"user": XSS, "uuid": "<script>x</script>", "domain": XSS}),
+        )
     )
+    page.get_by_role("button", name="Confirm my subscription").click()
     page.locator("#outcome.alert-danger").wait_for()
     assert page.locator("#link-subject").inner_text() == f"For {XSS}"
+    assert XSS in page.locator("#link-action").inner_text()
     assert page.locator("main img, main script").count() == 0
     assert page.evaluate("window.__xss") is None
     page.goto(page_url(local_stack, "index", urlencode({"host": XSS})))

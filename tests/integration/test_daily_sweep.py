@@ -212,7 +212,7 @@ def states_by_port():
     return {
         item["target"].rpartition(":")[2]: item
         for item in aws.table("checkstate").scan()["Items"]
-        if item["subscriber"] != "#tally"
+        if not item["subscriber"].startswith("#")  # per-day tallies, per-target facts
     }
 
 

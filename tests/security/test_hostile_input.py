@@ -101,7 +101,7 @@ query_value = st.one_of(
     st.integers(-(2**70), 2**70).map(str),
 )
 query = st.dictionaries(
-    st.sampled_from(["domain", "days", "uuid", "port", "protocol", "host", "email", "x"])
+    st.sampled_from(["domain", "days", "uuid", "token", "port", "protocol", "host", "email", "x"])
     | wild_text,
     query_value,
     max_size=4,
@@ -155,6 +155,12 @@ ROUTES = [
     ("PUT", "/user/{}"),
     ("DELETE", "/user/{}"),
     ("POST", "/user/{}/unsubscribe"),
+    ("POST", "/user/{}/unsubscribe-digest"),
+    ("GET", "/user/{}/subscriptions"),
+    ("DELETE", "/user/{}/subscriptions"),
+    ("POST", "/user/{}/calendar"),
+    ("GET", "/calendar/{}"),
+    ("POST", "/manage"),
     ("POST", "/feedback"),
 ]
 METHODS = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -168,7 +174,8 @@ def openapi() -> dict:
 
 def documented_statuses(method: str, template: str) -> set[int]:
     """Return the statuses docs/openapi.yaml lists for a route (a wrong method: 405)."""
-    path = template.replace("{}", "{host}" if template.startswith("/check") else "{email}")
+    name = {"/check": "{host}", "/calendar": "{name}"}.get(template[: template.find("/", 1)])
+    path = template.replace("{}", name or "{email}")
     operation = openapi()["paths"][path].get(method.lower())
     return {int(code) for code in operation["responses"]} if operation else {405}
 

@@ -42,7 +42,12 @@ def test_confirmation_carries_an_encoded_confirm_link():
     link = next(line for line in message.text.splitlines() if "confirm.html" in line)
     parts = urlsplit(link)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://sslnotify.test/confirm.html"
-    assert parse_qs(parts.query) == {"user": [EMAIL], "uuid": [TOKEN]}
+    assert parse_qs(parts.query) == {
+        "user": [EMAIL],
+        "uuid": [TOKEN],
+        "domain": ["example.com"],
+        "days": ["30"],
+    }
     assert "within 30 days" in message.text
     assert message.headers == ()
 
@@ -63,7 +68,11 @@ def test_alert_says_which_certificate_when_and_how_to_unsubscribe():
     assert "Test CA" in text
     assert "The certificate expires in 5 days (tolerance 30)." in text
     link = next(line for line in text.splitlines() if "unsubscribe.html" in line)
-    assert parse_qs(urlsplit(link).query) == {"user": [EMAIL], "uuid": [TOKEN]}
+    assert parse_qs(urlsplit(link).query) == {
+        "user": [EMAIL],
+        "uuid": [TOKEN],
+        "domain": ["example.com"],
+    }
 
 
 def test_alert_carries_one_click_unsubscribe_headers():

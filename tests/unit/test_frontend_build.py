@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
-PAGE_NAMES = ("index", "confirm", "unsubscribe", "feedback", "usage", "privacy")
-FOOTER_LINKS = {"usage.html", "privacy.html", "feedback.html"}
+PAGE_NAMES = ("index", "confirm", "unsubscribe", "manage", "feedback", "usage", "privacy")
+FOOTER_LINKS = {"manage.html", "usage.html", "privacy.html", "feedback.html"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -30,11 +30,15 @@ def test_group_by_target_probes_each_target_once_and_keeps_each_tolerance():
         {
             "target": "example.com:443",
             "subscriptions": [
-                {"subscriber": "a", "tolerance": "10"},
+                # a watches two targets: the mailer's digest waits for both results.
+                {"subscriber": "a", "tolerance": "10", "count": 2},
                 {"subscriber": "b", "tolerance": "auto"},
             ],
         },
-        {"target": "other.test:8443", "subscriptions": [{"subscriber": "a", "tolerance": "30"}]},
+        {
+            "target": "other.test:8443",
+            "subscriptions": [{"subscriber": "a", "tolerance": "30", "count": 2}],
+        },
     ]
 
 

@@ -197,24 +197,34 @@
     return new URLSearchParams(window.location.search).get(name);
   }
 
-  /* Carry out the action of a link from an email (confirm, unsubscribe): read user and uuid
-   * from the query string, call the API, and say what happened. The message stays on the page
-   * (no redirect timer) with a link home next to it. */
+  /* Offer the action of a link from an email (confirm, unsubscribe): read user and uuid from
+   * the query string, say what the button will do, and call the API only when it is clicked.
+   * A page load alone changes nothing, so a mail scanner that opens every link (even one that
+   * runs scripts) confirms or unsubscribes nobody. The message stays on the page. */
   function followEmailLink(method, texts) {
     var $outcome = $("#outcome");
+    var $button = $("#act");
     var user = queryParam("user");
     var token = queryParam("uuid");
     if (!user || !token) {
       showMessage($outcome, "warning", texts.incomplete);
-      return Promise.resolve();
+      return;
     }
     $("#link-subject").text("For " + user);
-    return request(method, "/user/" + encodeURIComponent(user), { query: { uuid: token } })
-      .then(function (answer) {
-        showMessage($outcome, "success", sentence(answer.Message) || texts.done);
-      }, function (error) {
-        showMessage($outcome, "danger", error.message);
-      });
+    $("#link-action").text(texts.describe({
+      domain: queryParam("domain") || "", days: queryParam("days") || ""
+    }));
+    $button.removeClass("d-none").on("click", function () {
+      $button.prop("disabled", true);
+      request(method, "/user/" + encodeURIComponent(user), { query: { uuid: token } })
+        .then(function (answer) {
+          $button.addClass("d-none");
+          showMessage($outcome, "success", sentence(answer.Message) || texts.done);
+        }, function (error) {
+          $button.prop("disabled", false);
+          showMessage($outcome, "danger", error.message);
+        });
+    });
   }
 
   window.sslnotify = {
