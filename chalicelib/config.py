@@ -21,6 +21,20 @@ def resources() -> dict[str, Any]:
     return json.loads(RESOURCES_FILE.read_text())
 
 
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = int) -> Any:
+    """Read a positive number from the environment; a clear error, not a traceback, when not."""
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = kind(text.strip()) if text.strip().isascii() else None
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{name} must be a positive number, not {text!r}")
+    return value
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -80,10 +94,10 @@ class Settings:
             "cors_origin": env.get("SSLNOTIFY_CORS_ORIGIN", site_url),
             "allow_private_targets": _flag(env.get("SSLNOTIFY_ALLOW_PRIVATE_TARGETS")),
             "ca_bundle": env.get("SSLNOTIFY_CA_BUNDLE") or None,
-            "check_timeout": float(env.get("SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout)),
-            "checker_batch_size": int(env.get("SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size)),
-            "probe_concurrency": int(env.get("SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency)),
-            "ses_send_rate": float(env.get("SSLNOTIFY_SES_RATE", cls.ses_send_rate)),
+            "check_timeout": _number(env, "SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout, float),
+            "checker_batch_size": _number(env, "SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size),
+            "probe_concurrency": _number(env, "SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency),
+            "ses_send_rate": _number(env, "SSLNOTIFY_SES_RATE", cls.ses_send_rate, float),
         }
         values.update(overrides)
         return cls(**values)

@@ -77,30 +77,31 @@ async def check_many(
     allow_private: bool | None = None,
     trust: TrustStore | None = None,
     resolver: ssrf.Resolver | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> list[CheckResult]:
     """Check every request concurrently; return the results in the order of the requests.
 
     Requests for the same target and address share one probe. `now` (default: when each probe
     ran) is the moment the certificates are judged at; `trust` defaults to the system roots
-    plus SSLNOTIFY_CA_BUNDLE.
+    plus SSLNOTIFY_CA_BUNDLE. `progress()` is called as each probe ends.
     """
     items = [_request(item) for item in requests]
     trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
-    by_address: dict[str | None, list[Target]] = {}
+    # Insertion-ordered dicts as ordered sets: a list's `in` made 1,000 targets cost 0.1 s.
+    by_address: dict[str | None, dict[Target, None]] = {}
     for item in items:
-        pending = by_address.setdefault(item.ip, [])
-        if item.target not in pending:
-            pending.append(item.target)
+        by_address.setdefault(item.ip, {})[item.target] = None
     evidence: dict[tuple[Target, str | None], Evidence] = {}
     gathered = await asyncio.gather(
         *(
             gather_evidence(
-                targets,
+                list(targets),
                 timeout=timeout,
                 concurrency=concurrency,
                 allow_private=allow_private,
                 ip=ip,
                 resolver=resolver,
+                on_evidence=(lambda _index, _found: progress()) if progress else None,
             )
             for ip, targets in by_address.items()
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ssl
 import threading
 from dataclasses import dataclass
@@ -79,6 +80,9 @@ def _tls_message(error: ssl.SSLError) -> str:
 
 
 def _connect_message(error: OSError, address: str, port: int) -> str:
+    if error.errno in (errno.EMFILE, errno.ENFILE):
+        # A local limit (ulimit -n), not the server's fault: say so, never blame the target.
+        return "this machine ran out of open files (ulimit -n), so the server was not reached"
     where = f"{address} port {port}" if ":" not in address else f"[{address}]:{port}"
     if isinstance(error, ConnectionRefusedError):
         return f"connection refused by {where} (nothing listens there)"
