@@ -180,7 +180,6 @@ def _limit_open_files(soft: int, hard: int):
     return lower
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("soft", "hard"), [(128, 128), (128, None)], ids=["fixed", "raisable"])
 def test_many_targets_fit_a_low_open_files_limit(tls_server, pki, root_file, soft, hard):
     """300 targets, 250 at once by default, under `ulimit -n 128`: none may fail for it."""
