@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
-from chalicelib.checker import ssrf
+from chalicelib.checker import handshake, ssrf
 from chalicelib.checker.targets import Target
 from chalicelib.errors import TargetNotAllowed
 
@@ -139,7 +139,7 @@ async def _connect(addresses: list[str], port: int):
     message = "no address to connect to"
     for address in addresses:
         try:
-            _reader, writer = await asyncio.open_connection(address, port)
+            _reader, writer = await handshake.open_connection(address, port)
             return address, writer
         except OSError as error:
             message = _connect_message(error, address, port)
