@@ -38,7 +38,11 @@ _WHOLE = re.compile(r"[0-9]+", re.ASCII)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the options of `sslnotify check` (read and checked in parse_options)."""
+    """Declare the options of `sslnotify check` (read and checked in parse_options).
+
+    A new option is declared here, read and checked in parse_options, carried in Options,
+    and used where the requests are made (_request) or checked (run).
+    """
     parser.add_argument(
         "targets",
         nargs="*",
