@@ -12,8 +12,9 @@ handshake) and, in turn, measures over all of them:
   time over kept-alive HTTP connections (skipped with a message where it is not installed:
   `apt-get install prometheus-blackbox-exporter`);
 - a bare asyncio handshake loop (bench.floor, 200 at a time), in this process;
-- the daily checker's path (gather_evidence + lambdas.checker.evaluate_group, one
-  tolerance per target), in this process, with its CPU per target next to the bare loop's.
+- the checker's probes alone (gather_evidence), then the daily checker's path
+  (gather_evidence + lambdas.checker.evaluate_group, one tolerance per target), in this
+  process, with their CPU per target next to the bare loop's.
 
 `--profile FILE` also runs the CLI once under cProfile and writes its statistics there.
 """
@@ -170,6 +171,19 @@ def run_floor(endpoints: Endpoints) -> Row:
     return Row("bare asyncio handshakes", run.seconds, _self_cpu() - cpu, run.handshakes, note)
 
 
+def run_probes(endpoints: Endpoints) -> Row:
+    """The checker's probes alone (gather_evidence, nothing judged), in this process."""
+    from chalicelib.checker.check import gather_evidence
+    from chalicelib.checker.targets import parse_target
+
+    targets = [parse_target(text) for text in endpoints.targets]
+    cpu, started = _self_cpu(), time.perf_counter()
+    found = asyncio.run(gather_evidence(targets, timeout=10, concurrency=250, allow_private=True))
+    seconds = time.perf_counter() - started
+    ok = sum(evidence.ok for evidence in found)
+    return Row("probes alone (gather_evidence)", seconds, _self_cpu() - cpu, ok, "250 at once")
+
+
 def run_checker(endpoints: Endpoints) -> Row:
     """The daily checker's probing and judgement (lambdas.checker's path), in this process."""
     from chalicelib.checker.check import gather_evidence
@@ -234,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             if blackbox:
                 rows.append(run_blackbox(blackbox, endpoints, workdir))
             rows.append(run_floor(endpoints))
+            rows.append(run_probes(endpoints))
             rows.append(run_checker(endpoints))
             print(f"\nround {round_number + 1}: {args.targets} endpoints, {args.latency_ms:g} ms")
             print_table(rows, args.targets)
