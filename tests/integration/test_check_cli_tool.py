@@ -418,3 +418,17 @@ def test_missing_extra_is_one_line_with_the_hint(capsys, monkeypatch):
         "sslnotify local needs the package 'no_such_package', which is not installed: "
         "pip install 'sslnotify[local]'"
     ]
+
+
+def test_the_check_command_imports_nothing_of_the_service_stack():
+    code = (
+        "import sys\n"
+        "from chalicelib import cli\n"
+        "cli.main(['check', '127.0.0.1:1', '--timeout', '1'])\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'chalice', 'moto', 'waitress', 'croniter')"
+        " if m in sys.modules))\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert answer.stdout.splitlines()[-1] == "[]", answer.stdout + answer.stderr
