@@ -62,6 +62,7 @@ class Row:
     cpu: float | None
     succeeded: int
     note: str = ""
+    server_cpu: float | None = None  # CPU seconds of the endpoint servers meanwhile
 
 
 def _self_cpu() -> float:
@@ -215,14 +216,14 @@ def run_checker(endpoints: Endpoints) -> Row:
 def print_table(rows: list[Row], count: int) -> None:
     """Print the rows as a Markdown table, with CPU per target and its ratio to the bare loop."""
     bare = next((row for row in rows if row.name.startswith("bare")), None)
-    print("| | wall | CPU | CPU per target | CPU / bare loop's | succeeded | note |")
-    print("|---|---|---|---|---|---|---|")
+    print("| | wall | CPU | CPU per target | CPU / bare loop's | succeeded | servers' CPU | note |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         per = f"{row.cpu / count * 1000:.2f} ms" if row.cpu is not None else "-"
         ratio = f"{row.cpu / bare.cpu:.2f} x" if bare and bare.cpu and row.cpu else "-"
         print(
             f"| {row.name} | {row.seconds:.2f} s | {row.cpu:.2f} s | {per} | {ratio} "
-            f"| {row.succeeded} / {count} | {row.note} |"
+            f"| {row.succeeded} / {count} | {row.server_cpu or 0:.2f} s | {row.note} |"
         )
 
 
@@ -244,12 +245,20 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(directory)
         asyncio.run(floor.handshakes(endpoints.targets, FLOOR_CONCURRENCY))  # warm the servers
         for round_number in range(args.rounds):
-            rows = [run_cli(endpoints, workdir)]
+            columns = [lambda: run_cli(endpoints, workdir)]
             if blackbox:
-                rows.append(run_blackbox(blackbox, endpoints, workdir))
-            rows.append(run_floor(endpoints))
-            rows.append(run_probes(endpoints))
-            rows.append(run_checker(endpoints))
+                columns.append(lambda: run_blackbox(blackbox, endpoints, workdir))
+            columns += [
+                lambda: run_floor(endpoints),
+                lambda: run_probes(endpoints),
+                lambda: run_checker(endpoints),
+            ]
+            rows = []
+            for column in columns:
+                server = sum(map(_proc_cpu, endpoints.pids))
+                row = column()
+                row.server_cpu = sum(map(_proc_cpu, endpoints.pids)) - server
+                rows.append(row)
             print(f"\nround {round_number + 1}: {args.targets} endpoints, {args.latency_ms:g} ms")
             print_table(rows, args.targets)
         if not blackbox:

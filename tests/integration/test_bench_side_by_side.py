@@ -13,7 +13,7 @@ def _rows(out: str) -> dict[str, str]:
     rows = {}
     for line in out.splitlines():
         cells = [cell.strip() for cell in line.split("|")[1:-1]]
-        if len(cells) == 7 and cells[0] and not cells[0].startswith("-"):
+        if len(cells) == 8 and cells[0] and not cells[0].startswith("-"):
             rows[cells[0]] = cells[5]
     return rows
 
