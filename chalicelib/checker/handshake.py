@@ -31,7 +31,7 @@ class HandshakeConnection(asyncio.Protocol):
         """Run the client handshake; raise ssl.SSLError or ConnectionError when it fails."""
         self._done = asyncio.get_running_loop().create_future()
         if server_hostname is not None and server_hostname.isascii():
-            # Already A-labels: as bytes, ssl skips its pure-Python IDNA codec (0.1 ms a probe).
+            # Already A-labels: as bytes, ssl skips its pure-Python IDNA codec (and its import).
             server_hostname = server_hostname.encode("ascii")
         self._tls = context.wrap_bio(
             self._incoming, self._outgoing, server_hostname=server_hostname
