@@ -2,15 +2,18 @@
 
 Each subcommand lives in its own module exposing `add_arguments(parser)` and
 `run(args) -> int`; this module only assembles them and maps errors to exit codes.
+Only `check` works with the default install; the others need an extra (EXTRAS).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
+from chalicelib import __version__
 from chalicelib.errors import SslnotifyError, UsageError
 
 EXIT_USAGE = 3  # monitoring-plugin convention: 3 is UNKNOWN, which bad usage is
@@ -21,6 +24,9 @@ COMMANDS = {
     "trigger": ("local.trigger", "run a scheduled job now (cron, reporter, backup)"),
     "restore": ("chalicelib.restore_command", "load a backup into the tables"),
 }
+# The pip extra each command needs beyond the default install (pyproject.toml).
+EXTRAS = {"local": "local", "trigger": "local", "restore": "aws"}
+OWN_PACKAGES = frozenset({"chalicelib", "local", "lambdas", "app"})
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,6 +39,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser(chosen: str | None = None) -> Parser:
     """Assemble the parser; only the chosen subcommand's module is imported (start-up cost)."""
     parser = Parser(prog="sslnotify", description="Watch TLS certificates before they expire.")
+    parser.add_argument("--version", action="version", version=f"sslnotify {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -47,12 +54,35 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
+def _missing_extra(command: str | None, error: ModuleNotFoundError) -> str:
+    """Say which extra to install when a command's third-party package is missing."""
+    extra = EXTRAS.get(command or "")
+    hint = f"pip install 'sslnotify[{extra}]'" if extra else "reinstall sslnotify"
+    return f"sslnotify {command} needs the package {error.name!r}, which is not installed: {hint}"
+
+
+def _quiet_stdout() -> None:
+    # The reader of stdout went away (`| head -1`): let the interpreter's last flush succeed.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = _chosen_command(argv)
     try:
-        args = build_parser(_chosen_command(argv)).parse_args(argv)
+        args = build_parser(chosen).parse_args(argv)
         return int(args.run(args))
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] in OWN_PACKAGES:
+            raise
+        print(_missing_extra(chosen, error), file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_USAGE
     except UsageError as error:
         print(f"sslnotify: error: {error.message}", file=sys.stderr)
         return EXIT_USAGE

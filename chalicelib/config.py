@@ -21,6 +21,20 @@ def resources() -> dict[str, Any]:
     return json.loads(RESOURCES_FILE.read_text())
 
 
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = int) -> Any:
+    """Read a positive number from the environment; a clear error, not a traceback, when not."""
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = kind(text.strip()) if text.strip().isascii() else None
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{name} must be a positive number, not {text!r}")
+    return value
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -107,18 +121,20 @@ class Settings:
             "allow_private_targets": _flag(env.get("SSLNOTIFY_ALLOW_PRIVATE_TARGETS")),
             "ca_bundle": env.get("SSLNOTIFY_CA_BUNDLE") or None,
             "check_ipv6": _flag(env.get("SSLNOTIFY_CHECK_IPV6", "1")),
-            "check_timeout": float(env.get("SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout)),
+            "check_timeout": _number(env, "SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout, float),
             # On unless turned off: a revoked certificate is an outage the dates do not show.
             "check_revocation": _flag(env.get("SSLNOTIFY_CHECK_REVOCATION", "on")),
-            "checker_batch_size": int(env.get("SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size)),
-            "probe_concurrency": int(env.get("SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency)),
-            "ses_send_rate": float(env.get("SSLNOTIFY_SES_RATE", cls.ses_send_rate)),
+            "checker_batch_size": _number(env, "SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size),
+            "probe_concurrency": _number(env, "SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency),
+            "ses_send_rate": _number(env, "SSLNOTIFY_SES_RATE", cls.ses_send_rate, float),
             "ct_enabled": _flag(env.get("SSLNOTIFY_CT", "1")),
             "ct_search_url": env.get("SSLNOTIFY_CT_URL") or cls.ct_search_url,
             "ct_api_key": env.get("SSLNOTIFY_CT_API_KEY") or None,
             "ari_enabled": _flag(env.get("SSLNOTIFY_ARI", "1")),
             "acme_directories": _directories(env.get("SSLNOTIFY_ACME_DIRECTORIES")),
-            "outside_timeout": float(env.get("SSLNOTIFY_OUTSIDE_TIMEOUT", cls.outside_timeout)),
+            "outside_timeout": _number(
+                env, "SSLNOTIFY_OUTSIDE_TIMEOUT", cls.outside_timeout, float
+            ),
         }
         values.update(overrides)
         return cls(**values)

@@ -138,23 +138,39 @@ async def check_many(
     resolver: ssrf.Resolver | None = None,
     renewal: RenewalLookup | None = None,
     check_revocation: bool | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> list[CheckResult]:
     """Check every request concurrently; return the results in the order of the requests.
 
     Requests for the same target and address share one probe. `now` (default: when each probe
     ran) is the moment the certificates are judged at; `trust` defaults to the system roots
     plus SSLNOTIFY_CA_BUNDLE; `renewal` (CT and ARI) defaults to the settings' sources;
-    `check_revocation` defaults to the setting.
+    `check_revocation` defaults to the setting. `progress()` is called as each probe ends.
     """
     items = [_request(item) for item in requests]
     trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
+    # Each (target, address) is probed once for all the requests that name it.
+    waiting: dict[tuple[Target, str | None], list[int]] = {}
+    for number, item in enumerate(items):
+        waiting.setdefault((item.target, item.ip), []).append(number)
     by_address: dict[str | None, list[Target]] = {}
-    for item in items:
-        pending = by_address.setdefault(item.ip, [])
-        if item.target not in pending:
-            pending.append(item.target)
-    evidence: dict[tuple[Target, str | None], NameEvidence] = {}
-    gathered = await asyncio.gather(
+    for target, ip in waiting:
+        by_address.setdefault(ip, []).append(target)
+    results: list[CheckResult | None] = [None] * len(items)
+    seen: list[NameEvidence | None] = [None] * len(items)
+
+    def judge_as_it_ends(ip: str | None, targets: list[Target]):
+        # Judged as each probe ends, while the other handshakes wait on the network.
+        def judge(index: int, found: NameEvidence) -> None:
+            for number in waiting[targets[index], ip]:
+                results[number] = evaluate_name(found, now, items[number].tolerance, trust)
+                seen[number] = found
+            if progress is not None:
+                progress()
+
+        return judge
+
+    await asyncio.gather(
         *(
             gather_evidence(
                 targets,
@@ -165,18 +181,13 @@ async def check_many(
                 resolver=resolver,
                 trust=trust,
                 check_revocation=check_revocation,
+                on_evidence=judge_as_it_ends(ip, targets),
             )
             for ip, targets in by_address.items()
         )
     )
-    for (ip, targets), found in zip(by_address.items(), gathered, strict=True):
-        evidence.update(((target, ip), seen) for target, seen in zip(targets, found, strict=True))
-    seen = [evidence[item.target, item.ip] for item in items]
-    results = [
-        evaluate_name(found, now, item.tolerance, trust)
-        for found, item in zip(seen, items, strict=True)
-    ]
-    return _with_renewal(renewal, seen, results)
+    # Every slot is filled by its probe.
+    return _with_renewal(renewal, seen, results)  # type: ignore[arg-type]
 
 
 def _with_renewal(
@@ -187,8 +198,8 @@ def _with_renewal(
     if not lookup.enabled:
         return results
     by_probe: dict[int, list[int]] = {}
-    for index, seen in enumerate(evidence):
-        by_probe.setdefault(id(seen), []).append(index)
+    for index, found in enumerate(evidence):
+        by_probe.setdefault(id(found), []).append(index)
     groups = list(by_probe.values())
     judged = [(evidence[group[0]], [results[index] for index in group]) for group in groups]
     amended = list(results)

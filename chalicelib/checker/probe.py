@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ssl
 import threading
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
-from chalicelib.checker import ssrf, starttls
+from chalicelib.checker import handshake, ssrf, starttls
 from chalicelib.checker.targets import TLS, Target
 from chalicelib.errors import TargetNotAllowed
 
@@ -84,6 +85,9 @@ def _tls_message(error: ssl.SSLError) -> str:
 
 
 def _connect_message(error: OSError, address: str, port: int) -> str:
+    if error.errno in (errno.EMFILE, errno.ENFILE):
+        # A local limit (ulimit -n), not the server's fault: say so, never blame the target.
+        return "this machine ran out of open files (ulimit -n), so the server was not reached"
     where = f"{address} port {port}" if ":" not in address else f"[{address}]:{port}"
     if isinstance(error, ConnectionRefusedError):
         return f"connection refused by {where} (nothing listens there)"
@@ -135,12 +139,19 @@ async def _addresses(target: Target, ip: str | None, allow_private: bool, resolv
     return addresses
 
 
-async def _connect(addresses: list[str], port: int):
-    """Connect to the first address that answers, in order; raise _ConnectFailed if none does."""
+async def _connect(addresses: list[str], port: int, stream: bool = False):
+    """Connect to the first address that answers, in order; raise _ConnectFailed if none does.
+
+    A STARTTLS dialogue needs a stream (`stream`); a plain TLS probe needs only the handshake,
+    which handshake.open_connection runs with far less work per connection.
+    """
     message = "no address to connect to"
     for address in addresses:
         try:
-            reader, writer = await asyncio.open_connection(address, port)
+            if stream:
+                reader, writer = await asyncio.open_connection(address, port)
+            else:
+                reader, writer = await handshake.open_connection(address, port)
             return address, reader, writer
         except OSError as error:
             message = _connect_message(error, address, port)
@@ -176,7 +187,9 @@ async def probe(
         async with asyncio.timeout_at(limit):
             addresses = await _addresses(target, ip, allow_private, resolver)
             phase = "connecting"
-            address, reader, writer = await _connect(addresses, target.port)
+            address, reader, writer = await _connect(
+                addresses, target.port, stream=target.protocol != TLS
+            )
             if target.protocol != TLS:
                 phase = f"asking the server to start TLS ({target.protocol})"
                 await starttls.negotiate(target.protocol, reader, writer, target.host_ascii)

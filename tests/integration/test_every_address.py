@@ -114,15 +114,20 @@ def check(port, trust, resolver, *, tolerance=30, timeout=5.0, check_ipv6=True, 
 
 @pytest.fixture
 def dials(monkeypatch):
-    """Record every address the probe opens a connection to."""
+    """Record every address the probe opens a connection to (either way it connects)."""
+    from chalicelib.checker import handshake
+
     seen: list[str] = []
-    real = asyncio.open_connection
 
-    async def recording(host, port, **options):
-        seen.append(host)
-        return await real(host, port, **options)
+    def recording(real):
+        async def connect(host, port, **options):
+            seen.append(host)
+            return await real(host, port, **options)
 
-    monkeypatch.setattr(asyncio, "open_connection", recording)
+        return connect
+
+    monkeypatch.setattr(asyncio, "open_connection", recording(asyncio.open_connection))
+    monkeypatch.setattr(handshake, "open_connection", recording(handshake.open_connection))
     return seen
 
 

@@ -140,6 +140,8 @@ def no_connections(monkeypatch):
         attempts.append((host, port))
         raise ConnectionRefusedError("refused by the test")
 
+    # Both ways the probe may open a connection: its handshake connection, and asyncio's.
+    monkeypatch.setattr(probe_module.handshake, "open_connection", open_connection)
     monkeypatch.setattr(probe_module.asyncio, "open_connection", open_connection)
     return attempts
 
