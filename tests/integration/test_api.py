@@ -407,6 +407,25 @@ def test_check_now_is_rate_limited_per_client(client, settings, monkeypatch):
     assert statuses == [200] * limit + [429]
 
 
+def test_an_ipv6_client_is_limited_by_its_64_not_its_address(client, settings, monkeypatch):
+    """Every address of one /64 shares one allowance; another /64 has its own."""
+    from chalice.local import LambdaEventConverter
+
+    monkeypatch.setattr("chalicelib.checker.check.check_target", fake_check)
+    limit = settings.limits.check_per_client_per_minute
+
+    def get_from(source: str) -> int:
+        monkeypatch.setattr(LambdaEventConverter, "LOCAL_SOURCE_IP", source)
+        return client.http.get("/check/example.org").status_code
+
+    statuses = [get_from(f"2001:db8:1:2:{n:x}::{n + 1:x}") for n in range(limit + 1)]
+    assert statuses == [200] * limit + [429]
+    assert get_from("2001:db8:1:3::1") == 200  # the next /64 is another client
+    assert get_from("::ffff:192.0.2.7") == 200  # IPv4-mapped: keyed as the IPv4 address
+    assert [get_from("192.0.2.7") for _ in range(limit - 1)] == [200] * (limit - 1)
+    assert get_from("192.0.2.7") == 429
+
+
 def fake_check(text, tolerance, **options):
     class Result:
         status = "ok"

@@ -471,6 +471,36 @@ def test_mail_dns_and_api_are_wired(applied, moto_endpoint):
     assert any(s["Endpoint"].endswith(f":function:{PREFIX}-bounces") for s in topics)
 
 
+def makefile_variable(name: str) -> list[str]:
+    """The words of one `NAME := value` line of the Makefile."""
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        key, separator, value = line.partition(":=")
+        if separator and key.strip() == name:
+            return value.split()
+    raise AssertionError(f"the Makefile defines no {name}")
+
+
+def test_make_dns_zone_prints_the_name_servers(workspace, moto_endpoint, applied):
+    """README step 1: the targeted apply of `make dns-zone`, then its output, on a fresh state.
+
+    Terraform drops an output whose dependencies are not all targeted and still exits 0
+    ("No outputs found"), so the command must be run to be trusted.
+    """
+    variables = tf_vars(moto_endpoint, emulator_gaps=True)
+    variables[variables.index(f"domain_name={DOMAIN}")] = "domain_name=zone-only.test"
+    state = "-state=dns-zone.tfstate"
+    targets = makefile_variable("DNS_ZONE_TARGETS")
+    terraform("apply", "-auto-approve", state, *targets, *variables, cwd=workspace)
+    answer = terraform("output", state, "-json", "name_servers", cwd=workspace)
+    servers = json.loads(answer.stdout)
+    assert len(servers) == 4, servers
+    route53 = client("route53", moto_endpoint)
+    zones = route53.list_hosted_zones()["HostedZones"]
+    (zone,) = [z for z in zones if z["Name"] == "zone-only.test."]
+    delegation = route53.get_hosted_zone(Id=zone["Id"])["DelegationSet"]["NameServers"]
+    assert sorted(servers) == sorted(delegation)
+
+
 def test_data_function_runs_against_the_provisioned_resources(applied, moto_endpoint, monkeypatch):
     """Invoke the data handler in-process with the environment Terraform gave the function."""
     config = client("lambda", moto_endpoint).get_function_configuration(
