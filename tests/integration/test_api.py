@@ -179,6 +179,27 @@ def test_confirmation_emails_are_capped_per_address(client, lambdas, settings, m
     assert len(sent_messages()) == cap
 
 
+def test_a_confirmation_ses_refuses_is_a_clear_503(client, monkeypatch):
+    """SES's sandbox refuses an unverified recipient: the visitor gets a 503 that says so."""
+    from botocore.exceptions import ClientError
+
+    def refuse(**arguments):
+        recipient = arguments["Destinations"][0]
+        message = f"Email address is not verified. The following identities failed: {recipient}"
+        error = {"Error": {"Code": "MessageRejected", "Message": message}}
+        raise ClientError(error, "SendRawEmail")
+
+    monkeypatch.setattr(aws.client("ses"), "send_raw_email", refuse)
+    response = subscribe(client, "not.verified@example.com")
+    assert response.status_code == 503
+    assert body(response) == {
+        "Code": "ServiceUnavailableError",
+        "Message": "The confirmation email could not be sent just now; please try again later",
+    }
+    assert "not.verified" not in response.body.decode()
+    assert sent_messages() == []
+
+
 # Confirm and unsubscribe
 
 
