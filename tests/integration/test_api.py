@@ -537,7 +537,7 @@ def test_no_address_is_stored_or_logged_in_plain_text(client, lambdas, caplog):
     assert re.search(r'"subscriber": "[0-9a-f]{32}"', logged)
 
 
-def test_a_failing_mailer_is_a_502_and_a_retry_sends_the_same_link(client, lambdas, monkeypatch):
+def test_a_failing_mailer_is_a_503_and_a_retry_sends_the_same_link(client, lambdas, monkeypatch):
     mailer_function = importlib.import_module("lambdas.mailer")
     real_handler = mailer_function.handler
 
@@ -546,8 +546,8 @@ def test_a_failing_mailer_is_a_502_and_a_retry_sends_the_same_link(client, lambd
 
     monkeypatch.setattr(mailer_function, "handler", broken)
     response = subscribe(client)
-    assert response.status_code == 502
-    assert body(response)["Code"] == "BadGatewayError"
+    assert response.status_code == 503
+    assert body(response)["Code"] == "ServiceUnavailableError"
     assert sent_messages() == []
     monkeypatch.setattr(mailer_function, "handler", real_handler)
     assert subscribe(client).status_code == 200
