@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -536,6 +537,80 @@ def test_data_function_runs_against_the_provisioned_resources(applied, moto_endp
         body = client("s3", moto_endpoint).get_object(Bucket=bucket, Key=key)["Body"].read()
         assert json.loads(body)
     finally:
+        reset_settings()
+        aws.reset_clients()
+
+
+def test_check_now_reaches_the_deployed_functions(applied, moto_endpoint, monkeypatch):
+    """A check-now request as API Gateway delivers it, with the deployed wiring and settings.
+
+    moto's server has no execute-api data plane and runs Lambda code only in Docker, so
+    the gateway's hop is read from the imported API (the route's integration names the
+    api function), the api function runs in this process with the environment Terraform
+    gave it, and its invocations of data reach the real handler through the local Lambda
+    API, over the tables Terraform created. 192.0.2.1 is refused after the rate limit is
+    counted, so nothing leaves the machine.
+    """
+    from local.lambda_api import LambdaServer, LambdaService
+
+    lambda_ = client("lambda", moto_endpoint)
+    api_config = lambda_.get_function_configuration(FunctionName=f"{PREFIX}-api")
+    apigateway = client("apigateway", moto_endpoint)
+    (rest_api,) = apigateway.get_rest_apis()["items"]
+    (resource,) = [
+        r
+        for r in apigateway.get_resources(restApiId=rest_api["id"], limit=500)["items"]
+        if r["path"] == "/check/{host}"
+    ]
+    integration = apigateway.get_integration(
+        restApiId=rest_api["id"], resourceId=resource["id"], httpMethod="GET"
+    )
+    assert integration["type"].upper() == "AWS_PROXY"  # moto keeps the document's case
+    assert api_config["FunctionArn"] in integration["uri"]
+    for name in list(os.environ):
+        if name.startswith("SSLNOTIFY_"):
+            monkeypatch.delenv(name)
+    for name, value in api_config["Environment"]["Variables"].items():
+        monkeypatch.setenv(name, value)
+    # The local Lambda API runs data's handler in this process, with this environment:
+    # data's secret is added to it (the api function itself has none).
+    data_config = lambda_.get_function_configuration(FunctionName=f"{PREFIX}-data")
+    monkeypatch.setenv(
+        "SSLNOTIFY_SECRET", data_config["Environment"]["Variables"]["SSLNOTIFY_SECRET"]
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    from chalicelib import aws
+    from chalicelib.config import get_settings, reset_settings
+
+    reset_settings()
+    aws.reset_clients()
+    service = LambdaService(get_settings())
+    server = LambdaServer(("127.0.0.1", 0), service)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
+    aws.reset_clients()
+    try:
+        from chalice.test import Client
+
+        from app import app
+
+        with Client(app) as test_client:
+            response = test_client.http.get(
+                "/check/192.0.2.1", headers={"Origin": f"https://{DOMAIN}"}
+            )
+        assert response.status_code == 403, response.body
+        assert json.loads(response.body)["Code"] == "ForbiddenError"
+        assert response.headers["Access-Control-Allow-Origin"] == f"https://{DOMAIN}"
+        counted = client("dynamodb", moto_endpoint).scan(TableName=f"{PREFIX}-ratelimits")
+        assert any(item["key"]["S"].startswith("check:") for item in counted["Items"])
+    finally:
+        service.stop()
+        server.shutdown()
+        server.server_close()
         reset_settings()
         aws.reset_clients()
 
