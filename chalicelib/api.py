@@ -13,7 +13,7 @@ from chalicelib import validation
 from chalicelib.checker import check, ssrf
 from chalicelib.checker.targets import Target, parse_target
 from chalicelib.config import get_settings
-from chalicelib.errors import BadInput
+from chalicelib.errors import BadInput, MailUnavailable, SslnotifyError
 from chalicelib.invoke import invoke
 from chalicelib.logs import get_logger
 
@@ -22,6 +22,7 @@ logger = get_logger(__name__)
 MINUTE = 60
 HOUR = 3600
 SUBSCRIBE_MESSAGE = "Please check your emails to confirm your subscription"
+CONFIRMATION_UNSENT = "The confirmation email could not be sent just now; please try again later"
 
 
 def rate_limit(scope: str, client: str, limit: int, window_seconds: int) -> None:
@@ -72,7 +73,15 @@ def subscribe(
     rate_limit("subscribe", client, settings.limits.subscribe_per_client_per_hour, HOUR)
     fields = {"email": address, "target": target.key, "tolerance": tolerance}
     pending = invoke("data", {"action": "subscribe", **fields}, wait=True)
-    invoke("mailer", {"action": "send_confirmation", **fields, "token": pending["token"]}, True)
+    try:
+        invoke("mailer", {"action": "send_confirmation", **fields, "token": pending["token"]}, True)
+    except SslnotifyError as error:
+        if error.status < 500:
+            raise
+        # SES refused (in its sandbox: an unverified recipient) or failed. Its message
+        # names the address, so the visitor gets a plain one and the log the error's kind.
+        logger.error("confirmation not sent", target=target.key, error=type(error).__name__)
+        raise MailUnavailable(CONFIRMATION_UNSENT) from error
     logger.info("subscription requested", target=target.key, state=pending["state"])
     return {"Message": SUBSCRIBE_MESSAGE}
 

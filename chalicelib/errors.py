@@ -60,6 +60,13 @@ class Throttled(SslnotifyError):
     retryable = True
 
 
+class MailUnavailable(SslnotifyError):
+    """A mail the request needs could not be sent now (SES refused or failed); try later."""
+
+    status = 503
+    code = "ServiceUnavailableError"
+
+
 class InvocationError(SslnotifyError):
     """Another Lambda function answered with an error or could not be invoked."""
 

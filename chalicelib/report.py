@@ -1,8 +1,9 @@
-"""Gather the operator's daily report: unusual log lines, new bounces and complaints, counts.
+"""Gather the operator's daily report: the alarms' signals, unusual log lines, bounces, counts.
 
-Something worth mailing is a log line that is not routine, a new bounce or complaint, or
-a sweep that checked nothing although there are subscriptions. Counts alone are not:
-a quiet day sends no mail.
+The report runs at 07:00 UTC and shows locally what CloudWatch alarms watch in AWS
+(terraform/alarms.tf): dead letters, function errors, the sweep not finished, the bounce
+and complaint rates. Something worth mailing is one of those, a log line that is not
+routine, or a new bounce or complaint. Counts alone are not: a quiet day sends no mail.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, dead_letters
 from chalicelib.config import Settings, get_settings, resources
 from chalicelib.invoke import invoke
 from chalicelib.logs import get_logger, redact
@@ -28,6 +29,9 @@ ROUTINE_LEVELS = frozenset({"INFO", "DEBUG"})
 LOG_PAGE_SIZE = 10_000  # events per filter_log_events page (the API's maximum)
 MAX_LINES_PER_FUNCTION = 200
 MAX_LINE_LENGTH = 2000
+# SES reviews an account at 5 % bounces and 0.1 % complaints; warn below (the alarms' levels).
+BOUNCE_RATE_WARNING = 0.04
+COMPLAINT_RATE_WARNING = 0.0008
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Report:
     worth_sending: bool
     lines: int
     suppressions: int
+    sweep_finished: bool = True
 
 
 def is_routine(message: str) -> bool:
@@ -117,11 +122,66 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def sweep_finished(subscriptions: int, day_counts: Mapping[str, Any]) -> tuple[bool, str]:
+    """Tell whether today's sweep checked every subscription it set out to, and say it."""
+    checked = int(day_counts.get("checked", 0))
+    planned = int(day_counts.get("planned", 0))
+    if not int(day_counts.get("sweeps", 0)):
+        if subscriptions == 0:
+            return True, "nothing to check"
+        return False, "NOT started today (did the cron function run?)"
+    if checked < planned:
+        return False, f"NOT finished: {checked} of {planned} subscriptions checked"
+    return True, f"finished: {checked} of {planned} subscriptions checked"
+
+
+def _rate(count: int, sent: int, warning: float) -> tuple[str, bool]:
+    if sent == 0:
+        return f"{count} (no mail sent today)", count > 0
+    rate = count / sent
+    above = rate >= warning
+    flag = f" - AT OR ABOVE the {warning:.2%} warning level" if above else ""
+    return f"{rate:.2%} ({count} of {sent} emails){flag}", above
+
+
+def signals(
+    subscriptions: int,
+    day_counts: Mapping[str, Any],
+    lines: Mapping[str, tuple[Sequence[LogLine], int]],
+    dead_letter_count: int | None,
+) -> tuple[list[str], bool, bool]:
+    """Return the alarms' signals as lines, whether any calls for attention, and sweep state."""
+    finished, sweep_text = sweep_finished(subscriptions, day_counts)
+    suppressions = list(day_counts.get("suppressions") or [])
+    sent = int(day_counts.get("alerts", 0)) + int(day_counts.get("fixed", 0))
+    bounces = sum(1 for entry in suppressions if entry.get("reason") == "bounce")
+    complaints = sum(1 for entry in suppressions if entry.get("reason") == "complaint")
+    bounce_text, bounce_high = _rate(bounces, sent, BOUNCE_RATE_WARNING)
+    complaint_text, complaint_high = _rate(complaints, sent, COMPLAINT_RATE_WARNING)
+    if dead_letter_count is None:
+        queue_text = "no queue found"
+    elif dead_letter_count:
+        queue_text = f"{dead_letter_count} failed invocations wait (sslnotify trigger redrive)"
+    else:
+        queue_text = "empty"
+    erring = [f"{function} ({total})" for function, (_, total) in sorted(lines.items())]
+    found = [
+        f"- Sweep: {sweep_text}",
+        f"- Dead-letter queue: {queue_text}",
+        f"- Functions with error or warning lines: {', '.join(erring) or 'none'}",
+        f"- Bounce rate: {bounce_text}",
+        f"- Complaint rate: {complaint_text}",
+    ]
+    attention = not finished or bool(dead_letter_count) or bounce_high or complaint_high
+    return found, attention, finished
+
+
 def compose(
     now: datetime,
     counts: Mapping[str, Any],
     day_counts: Mapping[str, Any],
     lines: Mapping[str, tuple[Sequence[LogLine], int]],
+    dead_letter_count: int | None = 0,
 ) -> Report:
     """Write the report text from the gathered facts (pure)."""
     since = now - WINDOW
@@ -129,6 +189,7 @@ def compose(
     subscriptions = int(counts.get("subscriptions", 0))
     checked = int(day_counts.get("checked", 0))
     sweep_missing = subscriptions > 0 and checked == 0
+    found, attention, finished = signals(subscriptions, day_counts, lines, dead_letter_count)
     sections = [
         f"sslnotify daily report, {_stamp(now)} (log lines since {_stamp(since)})",
         "\n".join(
@@ -145,6 +206,7 @@ def compose(
                 f"{_many(day_counts.get('fixed', 0), 'fixed email')}",
             ]
         ),
+        "\n".join(["Signals (the CloudWatch alarms watch the same in AWS):", *found]),
     ]
     if sweep_missing:
         sections.append(
@@ -167,12 +229,13 @@ def compose(
         if total > len(kept):
             body.append(f"… and {total - len(kept)} more")
         sections.append("\n".join(body))
-    worth = bool(total_lines or suppressions or sweep_missing)
+    worth = bool(total_lines or suppressions or sweep_missing or attention)
     return Report(
         text="\n\n".join(sections) + "\n",
         worth_sending=worth,
         lines=total_lines,
         suppressions=len(suppressions),
+        sweep_finished=finished,
     )
 
 
@@ -192,4 +255,14 @@ def gather(now: datetime | None = None, settings: Settings | None = None) -> Rep
         wait=True,
         idempotent=True,
     )
-    return compose(now, counts, day_counts or {}, unusual_lines(settings, since, now))
+    lines = unusual_lines(settings, since, now)
+    return compose(now, counts, day_counts or {}, lines, dead_letter_depth(settings))
+
+
+def dead_letter_depth(settings: Settings) -> int | None:
+    """Return how many failed invocations wait in the dead-letter queue (None: unknown)."""
+    try:
+        return dead_letters.depth(settings.prefix)
+    except ClientError as error:
+        logger.warning("dead-letter queue unreadable", error=error.response.get("Error", {}))
+        return None

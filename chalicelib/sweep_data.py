@@ -216,9 +216,30 @@ def _target_facts(
     return list(facts.values())
 
 
+def record_sweep_plan(day: str, subscriptions: int) -> dict[str, Any]:
+    """Record how many subscriptions the day's sweep set out to check (a retry overwrites it).
+
+    The 07:00 report compares it with the day's checked count to tell a finished sweep.
+    """
+    require_day(day)
+    if isinstance(subscriptions, bool) or not isinstance(subscriptions, int) or subscriptions < 0:
+        raise PayloadError("subscriptions must be a count")
+    item = {"subscriber": TALLY, "target": f"{day}#plan", "planned": subscriptions, "sweeps": 1}
+    aws.table(TABLE).put_item(Item=item)
+    return {"day": day, "planned": subscriptions}
+
+
 def _day_tallies(day: str) -> dict[str, int]:
     table = aws.table(TABLE)
-    totals = {"checked": 0, "targets": 0, "errors": 0, "renewal_unknown": 0}
+    # planned/sweeps come from the plan item, the rest from the checkers' items.
+    totals = {
+        "checked": 0,
+        "targets": 0,
+        "errors": 0,
+        "renewal_unknown": 0,
+        "planned": 0,
+        "sweeps": 0,
+    }
     arguments: dict[str, Any] = {
         "KeyConditionExpression": Key("subscriber").eq(TALLY) & Key("target").begins_with(day),
     }
@@ -387,5 +408,6 @@ ACTIONS = {
     "claim_notifications": claim_notifications,
     "release_notification": release_notification,
     "report_counts": report_counts,
+    "record_sweep_plan": record_sweep_plan,
     "is_suppressed": is_suppressed,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 from collections.abc import Callable
 from typing import Any
@@ -84,9 +85,26 @@ def query(request: Request) -> dict[str, str]:
 
 
 def client(request: Request) -> str:
-    """Return the address the request came from, for per-client rate limits."""
+    """Return the key of the client a request came from, for per-client rate limits."""
     identity = (request.context or {}).get("identity") or {}
-    return str(identity.get("sourceIp") or "unknown")
+    return client_key(str(identity.get("sourceIp") or "unknown"))
+
+
+def client_key(source: str) -> str:
+    """Return an IPv4 address as it is, an IPv6 one as its /64 (IPv4-mapped as IPv4).
+
+    One IPv6 client holds at least a /64 (often a /56), so keying the exact address would
+    give it a fresh allowance per address.
+    """
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return source
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def body_fields(request: Request, max_bytes: int) -> dict[str, Any]:

@@ -30,6 +30,9 @@ class Page(NamedTuple):
     title: str
     script: str
     nav: str = ""  # which header link is the current page, if any
+    # The error page is served at whatever path was missing (CloudFront's custom error
+    # response), so its relative links and assets must resolve from the site's root.
+    base: str = ""
 
 
 PAGES = (
@@ -40,6 +43,7 @@ PAGES = (
     Page("feedback", "Feedback", "feedback.js", nav="feedback"),
     Page("usage", "How it works", "", nav="usage"),
     Page("privacy", "Privacy", "", nav="privacy"),
+    Page("404", "Page not found", "", base="/"),
 )
 
 NAV = (("index", "Check a certificate"), ("usage", "How it works"), ("privacy", "Privacy"))
@@ -71,6 +75,10 @@ def render_page(page: Page, layout: str, body: str) -> str:
         ("{{body}}", body.strip()),
     ):
         document = document.replace(key, value)
+    if page.base:
+        base = f'<base href="{html.escape(page.base)}">'
+        charset = '<meta charset="utf-8">'
+        document = document.replace(charset, f"{charset}\n  {base}", 1)
     return document
 
 

@@ -55,6 +55,9 @@ def sweep(day: str | None = None) -> dict[str, Any]:
     try:
         subscriptions = scan_all()
         batches = plan_batches(subscriptions, get_settings().checker_batch_size)
+        # Before the fan-out, so that a sweep stopped half-way reads as unfinished at 07:00.
+        plan = {"action": "record_sweep_plan", "day": day, "subscriptions": len(subscriptions)}
+        invoke("data", plan, wait=True, idempotent=True)
         for batch in batches:
             invoke("checker", {"action": "check", "day": day, "targets": batch})
     except InvocationError as error:

@@ -1,11 +1,12 @@
-"""The reporter function: at 06:30 UTC, mail the operator what happened, if anything did."""
+"""The reporter function: at 07:00 UTC, mail the operator what happened, if anything did."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import logs, report
+from chalicelib import logs, metrics, report
+from chalicelib.config import get_settings
 from chalicelib.errors import PayloadError
 from chalicelib.invoke import dispatch, invoke
 
@@ -28,6 +29,8 @@ def _moment(now: Any) -> datetime | None:
 def run_report(now: str | None = None) -> dict[str, Any]:
     """Gather the daily report and mail it to the operator when it says something."""
     gathered = report.gather(_moment(now))
+    # CloudWatch turns this line into the metric of the sweep-unfinished alarm.
+    metrics.emit(metrics.sweep_document(get_settings().prefix, gathered.sweep_finished))
     if gathered.worth_sending:
         invoke(
             "mailer", {"action": "send_report", "text": gathered.text[:MAX_REPORT_CHARACTERS]}, True

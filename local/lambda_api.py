@@ -92,6 +92,7 @@ class LambdaService:
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         report: Callable[[str], None] | None = None,
         loader: Callable[[str], Callable[[Any, Any], Any]] | None = None,
+        dead_letter: Callable[[Function, Any, Exception], None] | None = None,
     ):
         self.functions = {
             settings.function_name(key): Function(
@@ -109,6 +110,8 @@ class LambdaService:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
         self._report = report or (lambda line: None)
         self._load = loader or _load_handler
+        # Where an event goes after its last failed attempt, as Lambda's dead-letter queue.
+        self._dead_letter = dead_letter
         self._in_flight = 0
         self._idle = threading.Condition()
         self._stopping = False
@@ -190,8 +193,22 @@ class LambdaService:
                 timer.daemon = True
                 timer.start()
                 return
-            self._report(f"{function.key} failed after {attempt + 1} attempts; dropped")
+            self._give_up(function, payload, error, attempt + 1)
         self._done()
+
+    def _give_up(self, function: Function, payload: Any, error: Exception, attempts: int) -> None:
+        if self._dead_letter is None:
+            self._report(f"{function.key} failed after {attempts} attempts; dropped")
+            return
+        try:
+            self._dead_letter(function, payload, error)
+        except Exception as failure:  # the queue is gone: say so, as nothing else will
+            self._report(f"{function.key} failed after {attempts} attempts; lost: {failure}")
+            return
+        self._report(
+            f"{function.key} failed after {attempts} attempts; kept in the dead-letter queue "
+            "(sslnotify trigger redrive replays it)"
+        )
 
     def _retry(self, function: Function, payload: Any, attempt: int) -> None:
         try:

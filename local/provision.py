@@ -16,7 +16,7 @@ def provision(settings: Settings) -> None:
     """Create every resource sslnotify needs, skipping those that already exist."""
     # One thread per service: moto builds each service's backend on its first request,
     # which is most of the local stack's start-up time.
-    steps = (_tables, _buckets, _ses, _log_groups)
+    steps = (_tables, _buckets, _ses, _log_groups, _dead_letter_queue)
     with ThreadPoolExecutor(max_workers=len(steps)) as pool:
         for done in [pool.submit(step, settings) for step in steps]:
             done.result()
@@ -45,6 +45,15 @@ def _tables(settings: Settings) -> None:
                 TableName=name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": spec["ttl_attribute"]},
             )
+
+
+def _dead_letter_queue(settings: Settings) -> None:
+    from chalicelib.dead_letters import queue_name
+
+    # create_queue is idempotent for the same attributes (14 days, as Terraform's).
+    aws.client("sqs").create_queue(
+        QueueName=queue_name(settings.prefix), Attributes={"MessageRetentionPeriod": "1209600"}
+    )
 
 
 def _buckets(settings: Settings) -> None:

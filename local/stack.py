@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -247,12 +248,27 @@ class LocalStack:
     def _start_lambda(self) -> Any:
         from local.lambda_api import LambdaServer, LambdaService
 
-        service = LambdaService(self.settings, report=lambda text: self.console.line(text))
+        service = LambdaService(
+            self.settings,
+            report=lambda text: self.console.line(text),
+            dead_letter=self._send_dead_letter,
+        )
         self._service = service
         server = self._bind("lambda", lambda: LambdaServer((HOST, self.ports["lambda"]), service))
         self._serve(server, "lambda-api")
         self._stoppers.append(service.stop)
         return service
+
+    def _send_dead_letter(self, function: Any, payload: Any, error: Exception) -> None:
+        """Keep a failed event in the emulated dead-letter queue, as Lambda does in AWS."""
+        from chalicelib import dead_letters
+
+        sqs = aws.client("sqs")
+        sqs.send_message(
+            QueueUrl=dead_letters.queue_url(sqs, self.settings.prefix),
+            MessageBody=json.dumps(payload),
+            MessageAttributes=dead_letters.dead_letter_attributes(str(uuid.uuid4()), error),
+        )
 
     def _start_api(self) -> None:
         from local.api_server import create_api_server

@@ -1,10 +1,13 @@
-"""`sslnotify trigger cron|reporter|backup`: run a scheduled job now, locally or in AWS.
+"""`sslnotify trigger cron|reporter|backup|redrive`: run a scheduled job now, locally or in AWS.
 
 Locally the job is invoked through the running stack's Lambda API (found from
 <state-dir>/stack.json, or at frontend port + 2), blocking, and then the command
 waits until the asynchronous work it started (checkers, mailer) is finished.
 With `--stage NAME` it invokes `sslnotify-<stage>-<function>` in AWS with the
 caller's credentials (`--prefix P` for `P-<function>`, Terraform's var.prefix).
+
+`redrive` replays the dead-letter queue: each failed event is invoked again,
+asynchronously, on its function, and deleted from the queue once invoked.
 """
 
 from __future__ import annotations
@@ -22,18 +25,25 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from chalicelib import dead_letters
 from chalicelib.config import resources
 from chalicelib.errors import SslnotifyError, UsageError
+from local import redrive
 from local.stack import DEFAULT_PORT, DEFAULT_STATE_DIR, OFFSETS, STACK_FILE
 
 # Job name → the function whose schedule it is (its payload is resources.json's).
 JOBS = {"cron": "cron", "reporter": "reporter", "backup": "data"}
+REDRIVE = "redrive"
 IDLE_TIMEOUT = 300.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of `sslnotify trigger`."""
-    parser.add_argument("job", choices=sorted(JOBS), help="the scheduled job to run now")
+    parser.add_argument(
+        "job",
+        choices=[*sorted(JOBS), REDRIVE],
+        help="the scheduled job to run now, or redrive: replay the dead-letter queue",
+    )
     parser.add_argument(
         "--port",
         type=int,
@@ -59,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Invoke the job's function and print its answer; 0 when it succeeded."""
+    if args.job == REDRIVE:
+        return _redrive(args)
     function = JOBS[args.job]
     payload = resources()["functions"][function]["schedule_payload"]
     if args.stage or args.prefix:
@@ -85,6 +97,56 @@ def run(args: argparse.Namespace) -> int:
     if status == 0 and not args.no_wait:
         _wait_idle(stack["urls"]["lambda"])
     return status
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    """Replay the dead-letter queue of AWS or of the local stack; 0 when all were replayed."""
+    if args.stage or args.prefix:
+        if args.stage and args.prefix:
+            raise UsageError("give --stage or --prefix, not both")
+        prefix = args.prefix or f"sslnotify-{args.stage}"
+        config = Config(retries={"mode": "standard"})
+        sqs = boto3.client("sqs", region_name=args.region, config=config)
+        lambda_client = boto3.client("lambda", region_name=args.region, config=config)
+        stack = None
+    else:
+        stack = _find_stack(args)
+        prefix = stack["prefix"]
+        local = {
+            "region_name": stack.get("region", "us-east-1"),
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
+        sqs = boto3.client("sqs", endpoint_url=stack["urls"]["aws"], **local)
+        lambda_client = boto3.client("lambda", endpoint_url=stack["urls"]["lambda"], **local)
+
+    def invoke_async(function: str, event: Any) -> None:
+        lambda_client.invoke(
+            FunctionName=f"{prefix}-{function}",
+            InvocationType="Event",
+            Payload=json.dumps(event).encode(),
+        )
+
+    try:
+        url = dead_letters.queue_url(sqs, prefix)
+        if url is None:
+            raise SslnotifyError(f"there is no queue {dead_letters.queue_name(prefix)}")
+        outcome = redrive.redrive(sqs, url, redrive.function_for_event(), invoke_async)
+    except EndpointConnectionError as error:
+        raise SslnotifyError(
+            f"nothing answers at {error.kwargs.get('endpoint_url')}: is `sslnotify local` running?"
+        ) from error
+    except (BotoCoreError, ClientError) as error:
+        raise SslnotifyError(f"could not replay the dead-letter queue: {error}") from error
+    print(json.dumps({"replayed": outcome.replayed, "unknown": outcome.unknown}))
+    if outcome.unknown:
+        print(
+            f"{outcome.unknown} event(s) name no known function and stay in the queue",
+            file=sys.stderr,
+        )
+    if stack is not None and outcome.total and not args.no_wait:
+        _wait_idle(stack["urls"]["lambda"])
+    return 1 if outcome.unknown else 0
 
 
 def _invoke(client: Any, name: str, payload: dict[str, Any], where: str) -> int:
@@ -121,7 +183,10 @@ def _find_stack(args: argparse.Namespace) -> dict[str, Any]:
     if not 1 <= port <= 65535 - len(OFFSETS):
         raise UsageError(f"--port must be between 1 and {65535 - len(OFFSETS)}")
     return {
-        "urls": {"lambda": f"http://127.0.0.1:{port + OFFSETS['lambda']}"},
+        "urls": {
+            "lambda": f"http://127.0.0.1:{port + OFFSETS['lambda']}",
+            "aws": f"http://127.0.0.1:{port + OFFSETS['aws']}",
+        },
         "prefix": os.environ.get("SSLNOTIFY_PREFIX", "sslnotify-dev"),
         "region": "us-east-1",
     }

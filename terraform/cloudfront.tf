@@ -149,6 +149,18 @@ resource "aws_cloudfront_distribution" "site" {
     response_headers_policy_id = try(aws_cloudfront_response_headers_policy.security[0].id, null)
   }
 
+  # A missing key is S3's 403 AccessDenied (CloudFront may not list the bucket) or 404:
+  # either way the visitor gets the site's own "Page not found" page, with status 404.
+  dynamic "custom_error_response" {
+    for_each = [403, 404]
+    content {
+      error_code            = custom_error_response.value
+      response_code         = 404
+      response_page_path    = "/404.html"
+      error_caching_min_ttl = 60
+    }
+  }
+
   restrictions {
     geo_restriction {
       restriction_type = "none"

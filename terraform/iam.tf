@@ -14,6 +14,7 @@ locals {
     {
       "queue:dead-letter"     = aws_sqs_queue.dead_letter.arn
       "ses-identity"          = aws_ses_domain_identity.main.arn
+      "ses-identities"        = "arn:${local.partition}:ses:${var.region}:${local.account_id}:identity/*"
       "ses-configuration-set" = "arn:${local.partition}:ses:${var.region}:${local.account_id}:configuration-set/${aws_ses_configuration_set.main.name}"
       # Only for the actions listed under "unscoped" in permissions.json, which says why.
       "*" = "*"
@@ -31,6 +32,12 @@ locals {
           token == "invoked-functions" ? [for target in spec.invokes : local.function_arns[target]] :
           [local.resource_arns[token]]
         ])))
+        # A condition's symbolic values: sender-address is the From address of every mail.
+        conditions = [for condition in try([statement.condition], []) : {
+          test     = condition.test
+          variable = condition.variable
+          values   = [for value in condition.values : value == "sender-address" ? local.sender_address : value]
+        }]
       } if !contains(try(statement.except, []), key)
     ]
   }
@@ -62,6 +69,15 @@ data "aws_iam_policy_document" "function" {
     content {
       actions   = statement.value.actions
       resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
     }
   }
 }

@@ -15,6 +15,8 @@ locals {
     SSLNOTIFY_SES_CONFIGURATION_SET = aws_ses_configuration_set.main.name
     SSLNOTIFY_BACKUP_BUCKET         = aws_s3_bucket.bucket["backups"].id
     SSLNOTIFY_INBOUND_BUCKET        = aws_s3_bucket.bucket["inbound"].id
+    # Only with IPv6 egress (var.check_ipv6); without it an IPv6 address cannot be reached.
+    SSLNOTIFY_CHECK_IPV6 = var.check_ipv6 ? "1" : "0"
   }
 }
 

@@ -14,7 +14,8 @@ locals {
   api_domain     = "api.${var.domain_name}"
   site_url       = "https://${var.domain_name}"
   api_url        = "https://${local.api_domain}"
-  sender         = "sslnotify <noreply@${var.domain_name}>"
+  sender_address = "noreply@${var.domain_name}"
+  sender         = "sslnotify <${local.sender_address}>"
   feedback_email = var.feedback_email != "" ? var.feedback_email : var.operator_email
   mail_from      = "mail.${var.domain_name}"
 

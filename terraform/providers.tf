@@ -20,6 +20,7 @@ provider "aws" {
     acm            = local.endpoint
     apigateway     = local.endpoint
     cloudfront     = local.endpoint
+    cloudwatch     = local.endpoint
     cloudwatchlogs = local.endpoint
     dynamodb       = local.endpoint
     events         = local.endpoint

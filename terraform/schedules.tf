@@ -1,4 +1,4 @@
-# The schedules of resources.json: cron's daily sweep at 06:00 UTC, the reporter at 06:30,
+# The schedules of resources.json: cron's daily sweep at 06:00 UTC, the reporter at 07:00,
 # data's hourly backup; each sends its payload as an asynchronous invocation.
 resource "aws_cloudwatch_event_rule" "schedule" {
   for_each = local.scheduled

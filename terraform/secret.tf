@@ -11,7 +11,7 @@ resource "aws_secretsmanager_secret" "deployment" {
   #checkov:skip=CKV_AWS_149:Encrypted with the Secrets Manager AWS-managed key; the value also reaches the functions' environment, so a customer-managed key here would protect nothing more.
   name                    = "${var.prefix}/deployment-secret"
   description             = "sslnotify: key of the address pseudonyms and sealed addresses (SSLNOTIFY_SECRET)"
-  recovery_window_in_days = 30
+  recovery_window_in_days = var.secret_recovery_days
 }
 
 resource "aws_secretsmanager_secret_version" "deployment" {

@@ -56,16 +56,42 @@ resource "aws_route53_record" "mail_from_spf" {
   records = ["v=spf1 include:amazonses.com -all"]
 }
 
-# The apex sends nothing itself (its mail comes from mail.<domain>) and receives through SES.
+# The apex's own mail records, each behind a variable: an existing zone may already have
+# them (Google site verification, Workspace mail), and Route53 refuses a second TXT or MX
+# record set at the apex. The apex sends nothing itself (its mail comes from mail.<domain>);
+# its SPF is the domain's own policy, merged with one the apex already publishes.
+locals {
+  spf_all_term   = "^[-~?+]?all$"
+  existing_spf   = [for value in var.existing_apex_txt : trimspace(value) if startswith(lower(trimspace(value)), "v=spf1")]
+  other_apex_txt = [for value in var.existing_apex_txt : value if !startswith(lower(trimspace(value)), "v=spf1")]
+  spf_terms      = length(local.existing_spf) > 0 ? [for term in split(" ", local.existing_spf[0]) : term if term != ""] : ["v=spf1", "-all"]
+  # Mechanisms keep their order, modifiers (redirect=, exp=) go last, the `all` is kept as it was.
+  spf_mechanisms = [
+    for term in local.spf_terms : term
+    if lower(term) != "v=spf1" && lower(term) != "include:amazonses.com" && !can(regex(local.spf_all_term, lower(term))) && !strcontains(term, "=")
+  ]
+  spf_modifiers = [for term in local.spf_terms : term if lower(term) != "v=spf1" && strcontains(term, "=")]
+  spf_all       = [for term in local.spf_terms : term if can(regex(local.spf_all_term, lower(term)))]
+  apex_spf      = join(" ", concat(["v=spf1"], local.spf_mechanisms, ["include:amazonses.com"], local.spf_all, local.spf_modifiers))
+  apex_txt      = concat(local.other_apex_txt, [local.apex_spf])
+}
+
 resource "aws_route53_record" "apex_spf" {
+  count = var.manage_spf ? 1 : 0
+
   zone_id = local.zone_id
   name    = var.domain_name
   type    = "TXT"
   ttl     = 600
-  records = ["v=spf1 include:amazonses.com -all"]
+  records = local.apex_txt
+  # Given the apex's existing TXT values, this record set replaces them with the same
+  # values and the merged SPF; otherwise Route53's "already exists" stops the apply.
+  allow_overwrite = length(var.existing_apex_txt) > 0
 }
 
 resource "aws_route53_record" "inbound_mx" {
+  count = var.receive_mail ? 1 : 0
+
   zone_id = local.zone_id
   name    = var.domain_name
   type    = "MX"
@@ -73,13 +99,22 @@ resource "aws_route53_record" "inbound_mx" {
   records = ["10 inbound-smtp.${var.region}.amazonaws.com"]
 }
 
-# Aggregate reports arrive at dmarc@<domain>, stored with the other inbound mail.
+# Aggregate reports arrive at dmarc@<domain>, stored with the other inbound mail (when this
+# stack receives the domain's mail).
 resource "aws_route53_record" "dmarc" {
+  count = var.manage_dmarc ? 1 : 0
+
   zone_id = local.zone_id
   name    = "_dmarc.${var.domain_name}"
   type    = "TXT"
   ttl     = 600
-  records = ["v=DMARC1; p=quarantine; adkim=s; aspf=r; rua=mailto:dmarc@${var.domain_name}"]
+  records = [join("; ", compact([
+    "v=DMARC1",
+    "p=${var.dmarc_policy}",
+    "adkim=s",
+    "aspf=r",
+    var.receive_mail ? "rua=mailto:dmarc@${var.domain_name}" : "",
+  ]))]
 }
 
 # Every mail the code sends names this configuration set (SSLNOTIFY_SES_CONFIGURATION_SET).
@@ -166,12 +201,16 @@ locals {
 }
 
 resource "aws_ses_receipt_rule_set" "inbound" {
+  count = var.receive_mail ? 1 : 0
+
   rule_set_name = local.receipt_rule_set
 }
 
 resource "aws_ses_receipt_rule" "store" {
+  count = var.receive_mail ? 1 : 0
+
   name          = "store"
-  rule_set_name = aws_ses_receipt_rule_set.inbound.rule_set_name
+  rule_set_name = aws_ses_receipt_rule_set.inbound[0].rule_set_name
   recipients    = [for local_part in ["noreply", "feedback", "dmarc"] : "${local_part}@${var.domain_name}"]
   enabled       = true
   scan_enabled  = true
@@ -186,7 +225,7 @@ resource "aws_ses_receipt_rule" "store" {
 }
 
 resource "aws_ses_active_receipt_rule_set" "inbound" {
-  count = var.activate_receipt_rule_set ? 1 : 0
+  count = var.receive_mail && var.activate_receipt_rule_set ? 1 : 0
 
-  rule_set_name = aws_ses_receipt_rule_set.inbound.rule_set_name
+  rule_set_name = aws_ses_receipt_rule_set.inbound[0].rule_set_name
 }

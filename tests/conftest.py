@@ -27,7 +27,8 @@ def _import_moto_backends() -> None:
     import moto.logs.models
     import moto.s3.models
     import moto.ses.models
-    import moto.sns.models  # noqa: F401
+    import moto.sns.models
+    import moto.sqs.models  # noqa: F401
 
 
 _import_moto_backends()

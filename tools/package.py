@@ -205,7 +205,31 @@ def openapi_document() -> dict[str, Any]:
     from app import app
 
     swagger = Generator(region="us-east-1", deployed_resources={}).generate_swagger(app)
-    return to_openapi3(swagger)
+    document = to_openapi3(swagger)
+    document["x-amazon-apigateway-gateway-responses"] = gateway_responses()
+    return document
+
+
+def gateway_responses() -> dict[str, Any]:
+    """Return API Gateway's own error answers, with the site's origin as CORS allows it.
+
+    The stage throttle's 429, the 504 at the integration's 29 s and a 5xx when Lambda
+    is throttled come from API Gateway, not the app: without these headers the browser
+    hides their status (it sees 0) and the page cannot say "too many requests".
+    Answered in the app's own error shape, {"Code", "Message"}.
+    """
+    headers = {
+        "gatewayresponse.header.Access-Control-Allow-Origin": f"'{CORS_ORIGIN_PLACEHOLDER}'",
+        "gatewayresponse.header.Vary": "'Origin'",
+    }
+    template = '{"Code": "$context.error.responseType", "Message": $context.error.messageString}'
+    return {
+        kind: {
+            "responseParameters": dict(headers),
+            "responseTemplates": {"application/json": template},
+        }
+        for kind in ("DEFAULT_4XX", "DEFAULT_5XX")
+    }
 
 
 def _ref(value: Any) -> Any:

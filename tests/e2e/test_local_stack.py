@@ -193,3 +193,21 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def test_redrive_replays_the_dead_letter_queue(local_stack):
+    """`sslnotify trigger redrive` invokes each kept event's function again, emptying the queue."""
+    sqs = local_stack.aws_client("sqs")
+    url = sqs.get_queue_url(QueueName=local_stack.table_name("dead-letter"))["QueueUrl"]
+    marker = f"replayed report {time.time_ns()}"
+    # As Lambda leaves an event after its third failed attempt: the body is the event.
+    sqs.send_message(
+        QueueUrl=url, MessageBody=json.dumps({"action": "send_report", "text": marker})
+    )
+    output = local_stack.trigger("redrive")
+    assert json.loads(output.strip().splitlines()[-1]) == {"replayed": {"mailer": 1}, "unknown": 0}
+    message = local_stack.wait_for_email(subject="daily report")
+    assert marker in message.text
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"

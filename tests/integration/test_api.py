@@ -181,6 +181,27 @@ def test_confirmation_emails_are_capped_per_address(client, lambdas, settings, m
     assert len(sent_messages()) == cap
 
 
+def test_a_confirmation_ses_refuses_is_a_clear_503(client, monkeypatch):
+    """SES's sandbox refuses an unverified recipient: the visitor gets a 503 that says so."""
+    from botocore.exceptions import ClientError
+
+    def refuse(**arguments):
+        recipient = arguments["Destinations"][0]
+        message = f"Email address is not verified. The following identities failed: {recipient}"
+        error = {"Error": {"Code": "MessageRejected", "Message": message}}
+        raise ClientError(error, "SendRawEmail")
+
+    monkeypatch.setattr(aws.client("ses"), "send_raw_email", refuse)
+    response = subscribe(client, "not.verified@example.com")
+    assert response.status_code == 503
+    assert body(response) == {
+        "Code": "ServiceUnavailableError",
+        "Message": "The confirmation email could not be sent just now; please try again later",
+    }
+    assert "not.verified" not in response.body.decode()
+    assert sent_messages() == []
+
+
 # Confirm and unsubscribe
 
 
@@ -434,6 +455,25 @@ def test_check_now_is_rate_limited_per_client(client, settings, monkeypatch):
     assert statuses == [200] * limit + [429]
 
 
+def test_an_ipv6_client_is_limited_by_its_64_not_its_address(client, settings, monkeypatch):
+    """Every address of one /64 shares one allowance; another /64 has its own."""
+    from chalice.local import LambdaEventConverter
+
+    monkeypatch.setattr("chalicelib.checker.check.check_target", fake_check)
+    limit = settings.limits.check_per_client_per_minute
+
+    def get_from(source: str) -> int:
+        monkeypatch.setattr(LambdaEventConverter, "LOCAL_SOURCE_IP", source)
+        return client.http.get("/check/example.org").status_code
+
+    statuses = [get_from(f"2001:db8:1:2:{n:x}::{n + 1:x}") for n in range(limit + 1)]
+    assert statuses == [200] * limit + [429]
+    assert get_from("2001:db8:1:3::1") == 200  # the next /64 is another client
+    assert get_from("::ffff:192.0.2.7") == 200  # IPv4-mapped: keyed as the IPv4 address
+    assert [get_from("192.0.2.7") for _ in range(limit - 1)] == [200] * (limit - 1)
+    assert get_from("192.0.2.7") == 429
+
+
 def fake_check(text, tolerance, **options):
     class Result:
         status = "ok"
@@ -524,7 +564,7 @@ def test_no_address_is_stored_or_logged_in_plain_text(client, lambdas, caplog):
     assert re.search(r'"subscriber": "[0-9a-f]{32}"', logged)
 
 
-def test_a_failing_mailer_is_a_502_and_a_retry_sends_the_same_link(client, lambdas, monkeypatch):
+def test_a_failing_mailer_is_a_503_and_a_retry_sends_the_same_link(client, lambdas, monkeypatch):
     mailer_function = importlib.import_module("lambdas.mailer")
     real_handler = mailer_function.handler
 
@@ -533,8 +573,8 @@ def test_a_failing_mailer_is_a_502_and_a_retry_sends_the_same_link(client, lambd
 
     monkeypatch.setattr(mailer_function, "handler", broken)
     response = subscribe(client)
-    assert response.status_code == 502
-    assert body(response)["Code"] == "BadGatewayError"
+    assert response.status_code == 503
+    assert body(response)["Code"] == "ServiceUnavailableError"
     assert sent_messages() == []
     monkeypatch.setattr(mailer_function, "handler", real_handler)
     assert subscribe(client).status_code == 200

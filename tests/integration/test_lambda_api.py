@@ -145,6 +145,25 @@ def test_an_event_failing_every_time_is_dropped_after_three_attempts(
     assert "dropped" in lambda_api.reports[-1]
 
 
+def test_an_event_failing_every_time_goes_to_the_dead_letter_sink(settings, handlers):
+    """As Lambda's dead-letter queue: after the third failed attempt, the event is kept."""
+    kept: list[tuple[str, object, str]] = []
+    service = LambdaService(
+        settings,
+        retry_delays=(0.05, 0.1),
+        loader=handlers.load,
+        dead_letter=lambda function, payload, error: kept.append(
+            (function.key, payload, str(error))
+        ),
+    )
+    handlers.failures_left = 10
+    service.invoke_async(service.function(settings.function_name("mailer")), {"action": "x"})
+    assert service.wait_idle(5)
+    service.stop()
+    assert handlers.calls["mailer"] == 3
+    assert [(key, payload) for key, payload, _ in kept] == [("mailer", {"action": "x"})]
+
+
 def test_an_unknown_function_is_not_found(client):
     with pytest.raises(client.exceptions.ResourceNotFoundException) as raised:
         client.invoke(FunctionName="sslnotify-test-nothing", Payload=b"{}")

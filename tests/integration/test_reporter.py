@@ -102,3 +102,45 @@ def test_routine_lines():
     assert not report.is_routine(json.dumps({"level": "ERROR", "message": "x"}))
     assert not report.is_routine("{not json")
     assert not report.is_routine("[ERROR] Runtime.ImportModuleError")
+
+
+def test_the_report_shows_what_the_alarms_watch(stack, settings, capsys):
+    """Dead letters, an unfinished sweep: the report says so and writes the alarm's metric."""
+    from chalicelib import dead_letters, metrics
+
+    sqs = aws.client("sqs")
+    url = dead_letters.queue_url(sqs, settings.prefix)
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"action": "sweep"}))
+    stack.subscribe("ann@example.org", "example.com:443")
+    # The cron planned one subscription, and no checker recorded it: unfinished at 07:00.
+    invoke("data", {"action": "record_sweep_plan", "day": TODAY, "subscriptions": 1}, True)
+    capsys.readouterr()
+    assert run_report()["sent"] is True
+    (mail,) = sent_messages()
+    text = text_of(mail)
+    assert "- Sweep: NOT finished: 0 of 1 subscriptions checked" in text
+    assert "- Dead-letter queue: 1 failed invocations wait (sslnotify trigger redrive)" in text
+    written = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    (document,) = [d for d in written if metrics.SWEEP_UNFINISHED in d]
+    assert document[metrics.SWEEP_UNFINISHED] == 1
+    assert document["Stage"] == settings.prefix
+
+
+def test_a_finished_sweep_and_rates_under_the_levels_are_calm():
+    day_counts = {"planned": 3, "sweeps": 1, "checked": 3, "alerts": 100, "fixed": 0}
+    bounce = {"reason": "bounce", "at": "x", "subscriber": "p"}
+    composed = report.compose(
+        NOW, {"subscriptions": 3}, {**day_counts, "suppressions": []}, {}, dead_letter_count=0
+    )
+    assert composed.sweep_finished and not composed.worth_sending
+    assert "- Sweep: finished: 3 of 3 subscriptions checked" in composed.text
+    assert "- Bounce rate: 0.00% (0 of 100 emails)" in composed.text
+    four = {**day_counts, "suppressions": [bounce] * 4}
+    composed = report.compose(NOW, {"subscriptions": 3}, four, {}, dead_letter_count=0)
+    assert "- Bounce rate: 4.00% (4 of 100 emails) - AT OR ABOVE the 4.00% warning level" in (
+        composed.text
+    )
+    assert composed.worth_sending
+    none_started = report.compose(NOW, {"subscriptions": 3}, {}, {}, dead_letter_count=0)
+    assert not none_started.sweep_finished
+    assert "NOT started today" in none_started.text

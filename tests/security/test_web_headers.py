@@ -26,6 +26,13 @@ API_ORIGIN = "http://127.0.0.1:8001"
 REQUIRED = {"Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options"}
 
 
+def skip_unless_ci(message: str) -> None:
+    """Skip a check this machine cannot run; under CI=true that is a failure, never a skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: a check that cannot run fails)", pytrace=False)
+    pytest.skip(message)
+
+
 def csp_directives(policy: str) -> dict[str, list[str]]:
     """Return a Content-Security-Policy as {directive: [sources]}."""
     directives = {}
@@ -128,7 +135,7 @@ def _terraform_console(expression: str, workdir: Path) -> str:
         env={"TF_CLI_CONFIG_FILE": "/dev/null", "PATH": "/usr/local/bin:/usr/bin:/bin"},
     )
     if done.returncode != 0:
-        pytest.skip(f"terraform console failed here: {done.stderr.strip()[:300]}")
+        skip_unless_ci(f"terraform console failed here: {done.stderr.strip()[:300]}")
     return json.loads(done.stdout.strip())
 
 
@@ -137,7 +144,7 @@ def terraform_copy(tmp_path_factory) -> Path:
     """Copy the Terraform configuration (and what it reads) so evaluating it touches nothing."""
     plugins = Path(os.environ.get("SSLNOTIFY_TF_PLUGIN_DIR", "/opt/tf-plugins"))
     if shutil.which("terraform") is None or not plugins.is_dir():
-        pytest.skip(f"TERRAFORM HEADER CHECK NOT RUN: terraform or {plugins} is missing")
+        skip_unless_ci(f"TERRAFORM HEADER CHECK NOT RUN: terraform or {plugins} is missing")
     root = tmp_path_factory.mktemp("tf")
     shutil.copytree(
         TERRAFORM, root / "terraform", ignore=shutil.ignore_patterns("*.tfstate*", ".terraform")
@@ -159,6 +166,15 @@ def terraform_copy(tmp_path_factory) -> Path:
         env={"TF_CLI_CONFIG_FILE": "/dev/null", "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
     )
     return root / "terraform"
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "Failed"), ("", "Skipped")])
+def test_a_console_that_fails_fails_the_run_under_ci(terraform_copy, monkeypatch, ci, outcome):
+    """A header check that cannot evaluate must not pass quietly in CI as a skip."""
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(BaseException) as raised:  # pytest's outcomes are BaseExceptions
+        _terraform_console("local.no_such_value", terraform_copy)
+    assert type(raised.value).__name__ == outcome
 
 
 def test_cloudfront_sends_the_same_headers_plus_hsts(terraform_copy):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
-PAGE_NAMES = ("index", "confirm", "unsubscribe", "manage", "feedback", "usage", "privacy")
+PAGE_NAMES = ("index", "confirm", "unsubscribe", "manage", "feedback", "usage", "privacy", "404")
 FOOTER_LINKS = {"manage.html", "usage.html", "privacy.html", "feedback.html"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -157,6 +157,14 @@ def test_nothing_is_loaded_from_another_site(site, name):
 def test_every_field_has_a_label(site, name):
     page = outline(site, name)
     assert set(page.fields) <= page.label_targets
+
+
+def test_the_error_page_links_from_the_root_wherever_it_is_served(site):
+    """CloudFront serves 404.html at the missing path: its relative URLs must start at /."""
+    html = (site / "404.html").read_text(encoding="utf-8")
+    assert '<base href="/">' in html.split("<title>")[0]
+    assert "Page not found" in html
+    assert "<base" not in (site / "index.html").read_text(encoding="utf-8")
 
 
 def test_config_js_names_the_api_given(site):

@@ -74,7 +74,7 @@ def test_every_schedule_of_resources_json_translates():
     assert set(jobs) == {"cron", "reporter", "data"}
     assert jobs["cron"].payload == {"action": "sweep"}
     assert jobs["data"].payload == {"action": "backup"}
-    assert jobs["reporter"].schedule.next_after(NOW) == datetime(2026, 11, 27, 6, 30, tzinfo=UTC)
+    assert jobs["reporter"].schedule.next_after(NOW) == datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 
 
 def test_the_scheduler_fires_each_job_once_when_due():
@@ -82,8 +82,8 @@ def test_the_scheduler_fires_each_job_once_when_due():
         [
             NOW,
             NOW,
-            datetime(2026, 11, 27, 6, 30, tzinfo=UTC),
-            datetime(2026, 11, 27, 6, 31, tzinfo=UTC),
+            datetime(2026, 11, 27, 7, 0, tzinfo=UTC),
+            datetime(2026, 11, 27, 7, 1, tzinfo=UTC),
         ]
     )
     fired: list[tuple[str, dict]] = []
@@ -96,4 +96,4 @@ def test_the_scheduler_fires_each_job_once_when_due():
     assert scheduler.tick() == ["reporter"]
     assert fired == [("reporter", {"action": "report"})]
     assert scheduler.tick() == []
-    assert scheduler.due["reporter"] == datetime(2026, 11, 28, 6, 30, tzinfo=UTC)
+    assert scheduler.due["reporter"] == datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
