@@ -328,6 +328,7 @@ def test_subscribe_to_a_mail_server_from_the_form(page, local_stack, watch):
         assert target in confirmation.text
         confirm_url = link_in(confirmation, "confirm.html")
         page.goto(page_url(local_stack, "confirm", urlsplit(confirm_url).query))
+        page.get_by_role("button", name="Confirm my subscription").click()
         page.locator("#outcome.alert-success").wait_for()
         assert f"{target} is confirmed" in page.locator("#outcome").inner_text()
         local_stack.trigger("cron")
