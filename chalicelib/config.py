@@ -25,6 +25,13 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _send_rate(value: str | None) -> float | None:
+    # "quota": pace to what SES says the account may send (GetSendQuota's MaxSendRate).
+    if value is None or value == "":
+        return Settings.ses_send_rate
+    return None if value.strip().lower() == "quota" else float(value)
+
+
 @dataclass(frozen=True)
 class RateLimits:
     """How many requests a client or an address may make per window."""
@@ -55,7 +62,7 @@ class Settings:
     check_timeout: float = 10.0
     checker_batch_size: int = 250
     probe_concurrency: int = 250
-    ses_send_rate: float = 14.0
+    ses_send_rate: float | None = 14.0  # None: read the account's quota (GetSendQuota)
     limits: RateLimits = field(default_factory=RateLimits)
 
     @classmethod
@@ -83,7 +90,7 @@ class Settings:
             "check_timeout": float(env.get("SSLNOTIFY_CHECK_TIMEOUT", cls.check_timeout)),
             "checker_batch_size": int(env.get("SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size)),
             "probe_concurrency": int(env.get("SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency)),
-            "ses_send_rate": float(env.get("SSLNOTIFY_SES_RATE", cls.ses_send_rate)),
+            "ses_send_rate": _send_rate(env.get("SSLNOTIFY_SES_RATE")),
         }
         values.update(overrides)
         return cls(**values)

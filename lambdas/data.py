@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import logs
+from chalicelib.claims import ACTIONS as CLAIM_ACTIONS
 from chalicelib.invoke import dispatch
+from chalicelib.send_rate import ACTIONS as SEND_RATE_ACTIONS
 from chalicelib.subscription_data import ACTIONS as SUBSCRIPTION_ACTIONS
 from chalicelib.sweep_data import ACTIONS as SWEEP_ACTIONS
 
 logs.setup()
-ACTIONS = {**SUBSCRIPTION_ACTIONS, **SWEEP_ACTIONS}
+ACTIONS = {**SUBSCRIPTION_ACTIONS, **SWEEP_ACTIONS, **CLAIM_ACTIONS, **SEND_RATE_ACTIONS}
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

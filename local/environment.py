@@ -54,7 +54,7 @@ def function_environment(settings: Settings) -> dict[str, str]:
         "SSLNOTIFY_CHECK_TIMEOUT": ("check_timeout", repr),
         "SSLNOTIFY_CHECKER_BATCH": ("checker_batch_size", str),
         "SSLNOTIFY_PROBE_CONCURRENCY": ("probe_concurrency", str),
-        "SSLNOTIFY_SES_RATE": ("ses_send_rate", repr),
+        "SSLNOTIFY_SES_RATE": ("ses_send_rate", lambda v: "quota" if v is None else repr(v)),
     }
     for name, (attribute, text) in tunables.items():
         if getattr(settings, attribute) != getattr(defaults, attribute):
