@@ -34,6 +34,7 @@ DEFAULT_PORT = 8000
 DEFAULT_STATE_DIR = ".sslnotify"
 STACK_FILE = "stack.json"
 OFFSETS = {"frontend": 0, "api": 1, "lambda": 2, "aws": 3}
+LOCAL_SES_QUOTA = 14.0  # emails a second, a new SES production account's rate
 
 
 def _flag(value: str | None) -> bool:
@@ -196,6 +197,8 @@ class LocalStack:
                     f"{self.settings.prefix}-bounces"
                 ),
                 announce=self.console.line,
+                # Emulated SES refuses what the account's rate would refuse.
+                ses_rate=self.settings.ses_send_rate or LOCAL_SES_QUOTA,
             ),
         )
         self.aws_pid = emulator.pid
