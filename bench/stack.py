@@ -177,6 +177,9 @@ def local_stack(
         allow_private_targets=True,
         ca_bundle=ca_file,
         verbose=False,
+        # Handlers as threads of this process, where the recorder's wrappers see inside
+        # them (`sslnotify local` runs each in a worker process of its function).
+        in_process=True,
     )
     # The stack announces every email on its console; keep the benchmark's output readable.
     console = io.StringIO()

@@ -59,6 +59,12 @@ def _attempt(batch: Any) -> str:
     return batch[:100]
 
 
+def _lease(seconds: Any) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise PayloadError("lease must be a number of seconds")
+    return min(float(LEASE_SECONDS), max(1.0, float(seconds)))
+
+
 def _update(
     subscriber: str, target: str, kind: str, update: str, condition: str, values: dict
 ) -> bool:
@@ -82,8 +88,14 @@ def _update(
     return True
 
 
-def take(day: str, entry: Mapping[str, Any], batch: str, now: float | None = None) -> dict:
-    """Claim one notification for this attempt under a lease.
+def take(
+    day: str,
+    entry: Mapping[str, Any],
+    batch: str,
+    now: float | None = None,
+    lease: float = LEASE_SECONDS,
+) -> dict:
+    """Claim one notification for this attempt under a lease of `lease` seconds.
 
     Answers {"state": "claimed"} when this attempt may send it now, {"state": "sent"}
     when the day's email went (or is confirmed) already, and {"state": "held", "until"}
@@ -100,7 +112,8 @@ def take(day: str, entry: Mapping[str, Any], batch: str, now: float | None = Non
         "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day"
         " OR #lease < :now OR (#by = :by AND attribute_exists(#lease)))"
     )
-    values = {":day": day, ":by": attempt, ":now": int(now), ":until": int(now) + LEASE_SECONDS}
+    until = int(now + _lease(lease))
+    values = {":day": day, ":by": attempt, ":now": int(now), ":until": until}
     if _update(
         subscriber, target, kind, "SET #sent = :day, #by = :by, #lease = :until", condition, values
     ):
@@ -143,14 +156,19 @@ def step_notifications(
     sent: list[dict[str, Any]] | None = None,
     claim: dict[str, Any] | None = None,
     rate: float | None = None,
+    lease: float = LEASE_SECONDS,
 ) -> dict[str, Any]:
     """One mailer step in one call: confirm what this attempt sent, claim the next email, and
-    reserve its place in the account's sending rate (`send_at`, null when none is free)."""
+    reserve its place in the account's sending rate (`send_at`, null when none is free).
+
+    `lease` (seconds, at most LEASE_SECONDS) lets an attempt near its timeout hold a claim
+    no longer than it can live: killed at its timeout, it frees the email at that instant.
+    """
     if sent is not None and not isinstance(sent, list):
         raise PayloadError("sent must be a list of notifications")
     answer: dict[str, Any] = {"confirmed": sum(confirm(day, entry, batch) for entry in sent or [])}
     if claim is not None:
-        answer.update(take(day, claim, batch))
+        answer.update(take(day, claim, batch, lease=lease))
         if answer["state"] == CLAIMED and rate is not None:
             answer["send_at"] = send_rate.reserve_send(rate)
     return answer

@@ -119,10 +119,11 @@ class Mailer:
         settings: Settings | None = None,
         sleep: Callable[[float], None] = time.sleep,
         deadline: float | None = None,
+        timeout_at: float | None = None,
     ):
         # `deadline` (time.monotonic()) is when to stop starting new emails, ahead of the
-        # function's timeout, so what is left goes to the retry.
-        self.deadline = deadline
+        # function's timeout (`timeout_at`), so what is left goes to the retry.
+        self.deadline, self.timeout_at = deadline, timeout_at
         self.settings = settings or get_settings()
         self.vault = AddressVault(self.settings.require_secret())
         self._sleep = sleep
@@ -214,7 +215,7 @@ class Mailer:
             invoke("data", {"action": "recipients", "keys": keys}, wait=True, idempotent=True) or []
         )
         recipients = {(r["subscriber"], r["target"]): r for r in found}
-        claims = _Claims(day, _attempt_id(), self.send_rate())
+        claims = _Claims(day, _attempt_id(), self.send_rate(), self._lease)
         tally = dict.fromkeys(OUTCOMES, 0)
         for position, notification in enumerate(wanted):
             if self._past_deadline():
@@ -232,6 +233,12 @@ class Mailer:
             unsent = tally["failed"] + tally["throttled"] + tally["deferred"]
             raise DeliveryFailed(f"{unsent} notification(s) left for the retry")
         return tally
+
+    def _lease(self) -> float:
+        """Return how long a claim may hold: never past this invocation's own end."""
+        if self.timeout_at is None:
+            return LEASE_SECONDS
+        return max(1.0, min(LEASE_SECONDS, self.timeout_at - time.monotonic()))
 
     def _past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -293,8 +300,8 @@ class _Claims:
     sent twice, when the retry takes over the expired lease.
     """
 
-    def __init__(self, day: str, attempt: str, rate: float):
-        self.day, self.attempt, self.rate = day, attempt, rate
+    def __init__(self, day: str, attempt: str, rate: float, lease: Callable[[], float]):
+        self.day, self.attempt, self.rate, self._lease = day, attempt, rate, lease
         self._unconfirmed: list[dict[str, str]] = []
 
     def _step(self, claim: dict[str, str] | None = None) -> dict[str, Any]:
@@ -305,7 +312,7 @@ class _Claims:
             "sent": self._unconfirmed,
         }
         if claim is not None:
-            payload.update(claim=claim, rate=self.rate)
+            payload.update(claim=claim, rate=self.rate, lease=self._lease())
         # Idempotent: confirming twice is harmless, and the attempt may retake its own claim.
         answer = invoke("data", payload, wait=True, idempotent=True)
         self._unconfirmed = []

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.ses_rate > 0:
         ses_quota.install(args.ses_rate)
+    stall = float(os.environ.get("SSLNOTIFY_LOCAL_SES_STALL") or 0)
+    if stall > 0:
+        ses_quota.stall_first_send(stall)
 
     try:
         emulator = Emulator(args.port, args.host)

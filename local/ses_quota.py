@@ -83,3 +83,24 @@ def install(rate: float, patch: Callable[[Any, str, Any], None] = setattr) -> Se
 
     patch(SESBackend, "get_send_quota", get_send_quota)
     return quota
+
+
+def stall_first_send(seconds: float) -> None:
+    """Hold the first alert email this long before SES accepts it, as a hung connection would.
+
+    For trying a mailer's timeout by hand (SSLNOTIFY_LOCAL_SES_STALL) and for the test
+    that kills a mailer there.
+    """
+    from moto.ses.models import SESBackend
+
+    original = SESBackend.send_raw_email
+    stalled = threading.Event()
+
+    def send_raw_email(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = str(kwargs.get("raw_data", args[2] if len(args) > 2 else ""))
+        if "Subject: SSL alert" in raw and not stalled.is_set():
+            stalled.set()
+            time.sleep(seconds)
+        return original(self, *args, **kwargs)
+
+    SESBackend.send_raw_email = send_raw_email

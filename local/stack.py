@@ -250,7 +250,15 @@ class LocalStack:
     def _start_lambda(self) -> Any:
         from local.lambda_api import LambdaServer, LambdaService
 
-        service = LambdaService(self.settings, report=lambda text: self.console.line(text))
+        # Each invocation in a worker process of its function, timeouts enforced, as in
+        # Lambda; `in_process` (the benchmark, whose instruments look inside the handlers)
+        # runs them as threads here instead.
+        service = LambdaService(
+            self.settings,
+            report=lambda text: self.console.line(text),
+            isolated=not getattr(self.args, "in_process", False),
+            timeouts=_timeouts(os.environ.get("SSLNOTIFY_LOCAL_TIMEOUTS", "")),
+        )
         self._service = service
         server = self._bind("lambda", lambda: LambdaServer((HOST, self.ports["lambda"]), service))
         self._serve(server, "lambda-api")
@@ -405,3 +413,15 @@ def _readable(line: str) -> str:
         if key not in {"level", "logger", "message", "exception", "stackTrace"}
     )
     return f"{entry.get('level', '')} {entry['message']} {fields}".strip()
+
+
+def _timeouts(text: str) -> dict[str, float]:
+    """Read function timeouts that override resources.json locally: "mailer=5,checker=30".
+
+    For trying a timeout by hand, and for the test that kills a mailer at its timeout.
+    """
+    found = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        key, _, seconds = part.partition("=")
+        found[key.strip()] = float(seconds)
+    return found
