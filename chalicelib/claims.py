@@ -105,7 +105,7 @@ def take(
     subscriber, target, kind = _key(entry)
     attempt = _attempt(batch)
     now = clock() if now is None else now
-    sent, _, lease = _fields(kind)
+    sent, _, lease_field = _fields(kind)
     # Free when not claimed today, or claimed under a lease that ran out, or claimed (not yet
     # confirmed) by this very attempt: a repeated call whose answer was lost gets it again.
     condition = (
@@ -124,8 +124,8 @@ def take(
         .get("Item")
         or {}
     )
-    if item.get(sent) == day and item.get(lease) is not None:
-        return {"state": HELD, "until": int(item[lease])}
+    if item.get(sent) == day and item.get(lease_field) is not None:
+        return {"state": HELD, "until": int(item[lease_field])}
     return {"state": SENT}
 
 

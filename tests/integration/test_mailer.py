@@ -209,6 +209,24 @@ def test_an_attempt_may_take_its_own_claim_again_and_no_other_while_its_lease_la
     assert take(due, "attempt-2")["state"] == "sent"
 
 
+def test_an_attempt_near_its_timeout_holds_a_claim_no_longer_than_it_lives(stack, monkeypatch):
+    from chalicelib import claims
+    from lambdas.mailer import handler
+    from tests.conftest import FakeLambdaContext
+
+    (due,) = due_notifications(stack, ANN)
+    now = [1_900_000_000.0]
+    monkeypatch.setattr(claims, "clock", lambda: now[0])
+    assert take(due, "attempt-1", lease=3)["state"] == "claimed"
+    assert take(due, "attempt-2")["until"] == now[0] + 3
+    now[0] += 4  # attempt-1 was killed at its timeout: the email is free at once
+    answer = handler(
+        {"action": "send_notifications", "day": DAY1, "notifications": [due]},
+        FakeLambdaContext(),
+    )
+    assert answer["response"]["sent"] == 1
+
+
 def test_a_failed_release_loses_nothing(stack, monkeypatch):
     """Defect 2 of issue 13: SES rejects one email and data fails every release; the retry
     of the invocation still sends it, and the rest of the batch went in the first attempt."""
