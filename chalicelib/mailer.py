@@ -25,7 +25,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, emails
-from chalicelib.claims import LEASE_SECONDS
 from chalicelib.config import Settings, get_settings
 from chalicelib.errors import InvocationError, PayloadError
 from chalicelib.invoke import invoke
@@ -49,9 +48,9 @@ OUTCOMES = (
 SEND_ATTEMPTS = 6
 BACKOFF_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
-# How long an email another live attempt holds is waited for (its lease, plus a little),
-# and how often it is looked at again meanwhile.
-HOLD_WAIT_SECONDS = LEASE_SECONDS + 5
+# How long an email another live attempt holds is waited for (its lease, at most 55 s in
+# claims.LEASE_SECONDS, plus a little), and how often it is looked at again meanwhile.
+HOLD_WAIT_SECONDS = 60.0
 HOLD_POLL_SECONDS = 0.2
 DEFAULT_QUOTA_RATE = 14.0  # SES's rate for a new production account, when the quota is unread
 
@@ -234,11 +233,14 @@ class Mailer:
             raise DeliveryFailed(f"{unsent} notification(s) left for the retry")
         return tally
 
-    def _lease(self) -> float:
-        """Return how long a claim may hold: never past this invocation's own end."""
+    def _lease(self) -> float | None:
+        """Return how long a claim may hold at most: never past this invocation's own end.
+
+        None: as long as data's lease (claims.LEASE_SECONDS), which also caps any other value.
+        """
         if self.timeout_at is None:
-            return LEASE_SECONDS
-        return max(1.0, min(LEASE_SECONDS, self.timeout_at - time.monotonic()))
+            return None
+        return max(1.0, self.timeout_at - time.monotonic())
 
     def _past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -300,7 +302,7 @@ class _Claims:
     sent twice, when the retry takes over the expired lease.
     """
 
-    def __init__(self, day: str, attempt: str, rate: float, lease: Callable[[], float]):
+    def __init__(self, day: str, attempt: str, rate: float, lease: Callable[[], float | None]):
         self.day, self.attempt, self.rate, self._lease = day, attempt, rate, lease
         self._unconfirmed: list[dict[str, str]] = []
 
@@ -312,7 +314,9 @@ class _Claims:
             "sent": self._unconfirmed,
         }
         if claim is not None:
-            payload.update(claim=claim, rate=self.rate, lease=self._lease())
+            payload.update(claim=claim, rate=self.rate)
+            if (lease := self._lease()) is not None:
+                payload["lease"] = lease
         # Idempotent: confirming twice is harmless, and the attempt may retake its own claim.
         answer = invoke("data", payload, wait=True, idempotent=True)
         self._unconfirmed = []

@@ -15,6 +15,8 @@ locals {
     SSLNOTIFY_SES_CONFIGURATION_SET = aws_ses_configuration_set.main.name
     SSLNOTIFY_BACKUP_BUCKET         = aws_s3_bucket.bucket["backups"].id
     SSLNOTIFY_INBOUND_BUCKET        = aws_s3_bucket.bucket["inbound"].id
+    # Pace to the account's SES quota, read by the mailer with GetSendQuota.
+    SSLNOTIFY_SES_RATE = "quota"
   }
 }
 
