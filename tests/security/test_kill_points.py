@@ -314,4 +314,5 @@ def test_a_function_killed_at_any_step_boundary_loses_no_alert(
         if problem:
             failures.append(f"#{index} {outcome['killed'][0]}: {problem}")
     record_figure("kill points: a function killed at a step boundary, nothing lost", len(points))
+    record_figure(f"kill points of {function}", len(points))
     assert failures == [], "\n".join(failures)
