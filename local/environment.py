@@ -28,6 +28,7 @@ DEPLOYED = (
     "SSLNOTIFY_SES_CONFIGURATION_SET",
     "SSLNOTIFY_BACKUP_BUCKET",
     "SSLNOTIFY_INBOUND_BUCKET",
+    "SSLNOTIFY_SES_RATE",
 )
 
 
@@ -45,6 +46,10 @@ def function_environment(settings: Settings) -> dict[str, str]:
         "SSLNOTIFY_SES_CONFIGURATION_SET": settings.ses_configuration_set,
         "SSLNOTIFY_BACKUP_BUCKET": settings.backup_bucket,
         "SSLNOTIFY_INBOUND_BUCKET": settings.inbound_bucket,
+        # AWS paces to the account's quota ("quota"); the local stack to its emulated SES's.
+        "SSLNOTIFY_SES_RATE": (
+            "quota" if settings.ses_send_rate is None else repr(settings.ses_send_rate)
+        ),
     }
     # Only the local stack and tests change these; AWS runs with the defaults.
     defaults = Settings()
@@ -54,7 +59,6 @@ def function_environment(settings: Settings) -> dict[str, str]:
         "SSLNOTIFY_CHECK_TIMEOUT": ("check_timeout", repr),
         "SSLNOTIFY_CHECKER_BATCH": ("checker_batch_size", str),
         "SSLNOTIFY_PROBE_CONCURRENCY": ("probe_concurrency", str),
-        "SSLNOTIFY_SES_RATE": ("ses_send_rate", lambda v: "quota" if v is None else repr(v)),
     }
     for name, (attribute, text) in tunables.items():
         if getattr(settings, attribute) != getattr(defaults, attribute):
