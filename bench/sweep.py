@@ -56,6 +56,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--endpoint-processes", type=int, default=1)
     parser.add_argument(
+        "--isolated",
+        action="store_true",
+        help="run each invocation in a worker process of its function, as `sslnotify local` "
+        "does (the steps inside handlers are then not timed; the sweep ends when all is idle)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample every thread of the stack (emulated AWS not included) during the timed sweep",
@@ -104,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             say(f"endpoints: {args.targets} on loopback, {args.latency_ms:g} ms per handshake")
             with (
                 Endpoints.start(1, 0.0, workdir / "checknow") as direct,
-                local_stack(workdir, endpoints.ca_file, args.ses_rate) as running,
+                local_stack(
+                    workdir, endpoints.ca_file, args.ses_rate, isolated=args.isolated
+                ) as running,
             ):
                 measure_stack(args, figures, running, endpoints, direct)
     figures["load_after"] = os.getloadavg()
