@@ -120,3 +120,20 @@ def test_without_the_shared_rate_ses_throttles_and_nothing_is_lost(stack, quota,
     assert len(sent) == MAILERS * PER_MAILER and max(sent.values()) == 1
     assert quota.throttled > 2
     assert quota.busiest <= RATE
+
+
+def test_a_full_second_sends_the_next_email_in_the_next_second(lambdas, monkeypatch):
+    monkeypatch.setattr(send_rate, "clock", lambda: 1_900_000_000.25)
+    places = [invoke("data", {"action": "reserve_send", "rate": 2.9}, True) for _ in range(5)]
+    # Two a second (whole emails): now, now, then the next seconds' first places.
+    assert places == [1_900_000_000.25] * 2 + [1_900_000_001.0] * 2 + [1_900_000_002.0]
+    monkeypatch.setattr(send_rate, "MAX_AHEAD_SECONDS", 1)
+    assert invoke("data", {"action": "reserve_send", "rate": 2.9}, True) is None  # all full
+
+
+def test_emulated_ses_counts_every_sender_in_one_second():
+    now = [100.0]
+    quota = ses_quota.SendRateQuota(3, clock=lambda: now[0])
+    assert [quota.admit() for _ in range(5)] == [True, True, True, False, False]
+    now[0] = 101.0
+    assert quota.admit() and (quota.admitted, quota.throttled, quota.busiest) == (4, 2, 3)
