@@ -91,7 +91,8 @@ def _summarise(
     mail = recorder.window("ses.deliver")
     probes = recorder.window("probe")
     results = recorder.window("checker.evaluate")
-    last_email = mail.last if mail else started
+    # Isolated (worker processes), the sends are not seen: the sweep ends when all is idle.
+    last_email = mail.last if mail else idle
     timeline = {}
     for label, name, edge in (
         ("cron started", "invoke:cron.sweep", "first"),

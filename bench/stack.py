@@ -185,7 +185,11 @@ def lift_rate_limits() -> None:
 
 @contextmanager
 def local_stack(
-    workdir: Path, ca_file: Path, ses_rate: float, keep_state_saver: bool = False
+    workdir: Path,
+    ca_file: Path,
+    ses_rate: float,
+    keep_state_saver: bool = False,
+    isolated: bool = False,
 ) -> Iterator[Running]:
     """Start `sslnotify local` in this process on free ports with a fresh state directory."""
     from local.stack import Console, LocalStack
@@ -207,6 +211,10 @@ def local_stack(
         allow_private_targets=True,
         ca_bundle=ca_file,
         verbose=False,
+        # Handlers as threads of this process, where the recorder's wrappers see inside
+        # them, unless `isolated`: then each runs in a worker process of its function, as
+        # `sslnotify local` runs them, and only the invocations are timed.
+        in_process=not isolated,
     )
     # The stack announces every email on its console; keep the benchmark's output readable.
     console = io.StringIO()

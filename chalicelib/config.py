@@ -54,6 +54,14 @@ def _directories(text: str | None) -> tuple[tuple[str, str], ...] | None:
     return tuple(table.items())
 
 
+def _send_rate(env: Mapping[str, str]) -> float | None:
+    # "quota": pace to what SES says the account may send (GetSendQuota's MaxSendRate).
+    value = env.get("SSLNOTIFY_SES_RATE")
+    if value is not None and value.strip().lower() == "quota":
+        return None
+    return _number(env, "SSLNOTIFY_SES_RATE", Settings.ses_send_rate, float)
+
+
 @dataclass(frozen=True)
 class RateLimits:
     """How many requests a client or an address may make per window."""
@@ -88,7 +96,7 @@ class Settings:
     check_revocation: bool = True
     checker_batch_size: int = 250
     probe_concurrency: int = 250
-    ses_send_rate: float = 14.0
+    ses_send_rate: float | None = 14.0  # None: read the account's quota (GetSendQuota)
     # Evidence from outside the handshake (checker/ct.py, checker/ari.py): on unless switched off.
     ct_enabled: bool = True
     ct_search_url: str = "https://api.certspotter.com/v1/issuances"
@@ -126,7 +134,7 @@ class Settings:
             "check_revocation": _flag(env.get("SSLNOTIFY_CHECK_REVOCATION", "on")),
             "checker_batch_size": _number(env, "SSLNOTIFY_CHECKER_BATCH", cls.checker_batch_size),
             "probe_concurrency": _number(env, "SSLNOTIFY_PROBE_CONCURRENCY", cls.probe_concurrency),
-            "ses_send_rate": _number(env, "SSLNOTIFY_SES_RATE", cls.ses_send_rate, float),
+            "ses_send_rate": _send_rate(env),
             "ct_enabled": _flag(env.get("SSLNOTIFY_CT", "1")),
             "ct_search_url": env.get("SSLNOTIFY_CT_URL") or cls.ct_search_url,
             "ct_api_key": env.get("SSLNOTIFY_CT_API_KEY") or None,

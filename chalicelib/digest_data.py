@@ -14,7 +14,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, validation
+from chalicelib import aws, claims, validation
 from chalicelib.errors import NotFound, PayloadError
 from chalicelib.logs import get_logger
 from chalicelib.manage_data import from_settings, query_partition
@@ -93,6 +93,8 @@ def digest_status(day: str, subscribers: list) -> dict:
             "recorded": len(recorded),
             "sent": list(claim["targets"]) if claim else None,
             "claimedBy": claim.get("claimed_by"),
+            # Set while the claim is a lease not yet confirmed; past it, any attempt may take it.
+            "leaseUntil": claim.get("lease_until"),
         }
     return _plain(answer)
 
@@ -161,6 +163,7 @@ def claim_digest(day: str, subscriber: str, targets: list, batch: str) -> dict:
         raise PayloadError("targets must be a non-empty list of targets")
     batch = str(batch)[:100]
     table = aws.table("tokens")
+    now = int(claims.clock())
     try:
         table.put_item(
             Item={
@@ -168,9 +171,13 @@ def claim_digest(day: str, subscriber: str, targets: list, batch: str) -> dict:
                 "subscriber": subscriber,
                 "targets": targets,
                 "claimed_by": batch,
-                "expires": int(time.time()) + CLAIM_LIFETIME,
+                "lease_until": now + claims.LEASE_SECONDS,
+                "expires": now + CLAIM_LIFETIME,
             },
-            ConditionExpression=Attr("key").not_exists() | Attr("claimed_by").eq(batch),
+            # Free, or this attempt's own, or a lease a killed attempt never confirmed.
+            ConditionExpression=Attr("key").not_exists()
+            | Attr("claimed_by").eq(batch)
+            | Attr("lease_until").lt(now),
         )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -181,6 +188,22 @@ def claim_digest(day: str, subscriber: str, targets: list, batch: str) -> dict:
     )
     logger.info("digest claimed", subscriber=subscriber, day=day, certificates=len(targets))
     return {"claimed": True, "token": token}
+
+
+def confirm_digest(day: str, subscriber: str, batch: str) -> bool:
+    """Mark this attempt's digest sent: its lease ends, and no attempt takes it again today."""
+    require_day(day)
+    try:
+        aws.table("tokens").update_item(
+            Key={"key": _claim_key(_subscriber(subscriber), day)},
+            UpdateExpression="REMOVE lease_until",
+            ConditionExpression=Attr("claimed_by").eq(str(batch)[:100]),
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def release_digest(day: str, subscriber: str, batch: str) -> bool:
@@ -219,6 +242,7 @@ ACTIONS = {
     "defer_notifications": defer_notifications,
     "waiting_subscribers": waiting_subscribers,
     "claim_digest": claim_digest,
+    "confirm_digest": confirm_digest,
     "release_digest": release_digest,
     "unsubscribe_digest": unsubscribe_digest,
 }

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import digest
+from chalicelib import claims, digest
 from chalicelib.invoke import invoke
 from chalicelib.logs import get_logger
 
@@ -77,7 +77,11 @@ def _status(day: str, subscribers: list[str]) -> dict[str, Any]:
 
 
 def _taken(status: Mapping[str, Any], batch: str) -> bool:
-    return status.get("sent") is not None and status.get("claimedBy") != batch
+    """Tell whether another attempt sent today's digest, or still holds a live lease on it."""
+    if status.get("sent") is None or status.get("claimedBy") == batch:
+        return False
+    lease = status.get("leaseUntil")
+    return lease is None or lease >= claims.clock()
 
 
 def _digest_one(
@@ -154,13 +158,10 @@ def _send(
     single = [
         {"subscriber": subscriber, "target": n["target"], "kind": n["kind"]} for n in notifications
     ]
-    claimed = invoke(
-        "data",
-        {"action": "claim_notifications", "day": day, "notifications": single, "batch": batch},
-        wait=True,
-        idempotent=True,
-    )
-    held = {c["target"] for c in claimed or []}
+    # Each listed email's own leased claim (claims.py), so a single email of the same day,
+    # or a retry after a crash, never sends it again beside the digest.
+    taken = [entry for entry in single if _step(day, batch, claim=entry).get("state") == "claimed"]
+    held = {entry["target"] for entry in taken}
     items = [
         digest.DigestItem.from_notification(n, recipients[n["target"]]["token"])
         for n in notifications
@@ -173,9 +174,16 @@ def _send(
         mailer.deliver(digest.render(mailer.settings, address, items, claim["token"]))
     except Exception:
         logger.exception("digest not sent", subscriber=subscriber, day=day)
-        _release(day, subscriber, batch, [s for s in single if s["target"] in held])
+        _release(day, subscriber, batch, taken)
         outcome.tally["failed"] += len(items)
         return []
+    _step(day, batch, sent=taken)
+    invoke(
+        "data",
+        {"action": "confirm_digest", "day": day, "subscriber": subscriber, "batch": batch},
+        wait=True,
+        idempotent=True,
+    )
     outcome.tally["digests"] += 1
     outcome.tally["digested"] += len(items)
     logger.info("digest sent", subscriber=subscriber, day=day, certificates=len(items))
@@ -199,10 +207,20 @@ def waiting_notifications(day: str, subscribers: list[str]) -> list[dict[str, An
     return kept
 
 
+def _step(day: str, batch: str, **fields: Any) -> dict[str, Any]:
+    """Claim (`claim=`) or confirm (`sent=[…]`) leased notification claims for this attempt."""
+    payload = {"action": "step_notifications", "day": day, "batch": batch, **fields}
+    return invoke("data", payload, wait=True, idempotent=True) or {}
+
+
 def _release(day: str, subscriber: str, batch: str, single: list[dict[str, str]]) -> None:
     """Undo this attempt's claims so that AWS's retry of the batch sends the digest."""
     for claim in single:
-        invoke("data", {"action": "release_notification", "day": day, **claim}, wait=True)
+        invoke(
+            "data",
+            {"action": "release_notification", "day": day, "batch": batch, **claim},
+            wait=True,
+        )
     invoke(
         "data",
         {"action": "release_digest", "day": day, "subscriber": subscriber, "batch": batch},

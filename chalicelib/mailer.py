@@ -1,13 +1,15 @@
 """Send sslnotify's emails with SES: paced to the account's rate, suppression respected.
 
-Subscriber notifications are claimed (a conditional write in data) before they are sent
-and released when sending fails, so AWS's retry of the invocation sends exactly what is
-still unsent. Addresses are opened from their sealed form only here, only to send;
-logs carry pseudonyms.
+Every send takes a place in the account's sending rate, shared by all mailers
+(send_rate.py). Subscriber notifications are claimed under a lease (claims.py) just
+before they are sent and confirmed after, so AWS's retry of an invocation that failed
+or was killed at any point sends what is still unsent. Addresses are opened from their
+sealed form only here, only to send; logs carry pseudonyms.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import secrets
 import time
@@ -46,6 +48,11 @@ OUTCOMES = (
 SEND_ATTEMPTS = 6
 BACKOFF_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
+# How long an email another live attempt holds is waited for (its lease, at most 55 s in
+# claims.LEASE_SECONDS, plus a little), and how often it is looked at again meanwhile.
+HOLD_WAIT_SECONDS = 60.0
+HOLD_POLL_SECONDS = 0.2
+DEFAULT_QUOTA_RATE = 14.0  # SES's rate for a new production account, when the quota is unread
 
 
 class DeliveryFailed(RuntimeError):
@@ -60,26 +67,14 @@ class Throttled(RuntimeError):
     """SES kept refusing a message for the send rate after every backoff."""
 
 
-class Pacer:
-    """Space calls so that at most `rate` happen per second."""
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._clock, self._sleep = clock, sleep
-        self._next = 0.0
-
-    def wait(self) -> None:
-        """Block until the next call is allowed."""
-        now = self._clock()
-        if now < self._next:
-            self._sleep(self._next - now)
-            now = self._next
-        self._next = now + self._interval
+@functools.cache
+def account_send_rate() -> float:
+    """Return the account's SES MaxSendRate (read once per warm container)."""
+    try:
+        return float(aws.client("ses").get_send_quota()["MaxSendRate"])
+    except Exception:  # botocore's errors have no common useful base
+        logger.exception("send quota unreadable; pacing at the default rate")
+        return DEFAULT_QUOTA_RATE
 
 
 # Bodies and non-ASCII headers in quoted-printable: readable, and 7-bit safe for any relay.
@@ -122,19 +117,33 @@ class Mailer:
         self,
         settings: Settings | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        pacer: Pacer | None = None,
         deadline: float | None = None,
+        timeout_at: float | None = None,
     ):
         # `deadline` (time.monotonic()) is when to stop starting new emails, ahead of the
-        # function's timeout, so what is left is released for the retry, not stranded.
-        self.deadline = deadline
+        # function's timeout (`timeout_at`), so what is left goes to the retry.
+        self.deadline, self.timeout_at = deadline, timeout_at
         self.settings = settings or get_settings()
         self.vault = AddressVault(self.settings.require_secret())
         self._sleep = sleep
-        self.pacer = pacer or Pacer(self.settings.ses_send_rate, sleep=sleep)
 
-    def deliver(self, message: emails.EmailMessage) -> str:
-        """Send one rendered email at the paced rate, backing off while SES throttles."""
+    def send_rate(self) -> float:
+        """Return the account's sending rate: the setting, or SES's own quota."""
+        if self.settings.ses_send_rate is not None:
+            return self.settings.ses_send_rate
+        return account_send_rate()
+
+    def _reserve(self) -> float | None:
+        """Reserve a place in the account's sending rate, shared by every mailer."""
+        return invoke(
+            "data", {"action": "reserve_send", "rate": self.send_rate()}, wait=True, idempotent=True
+        )
+
+    def deliver(self, message: emails.EmailMessage, send_at: float | None = None) -> str:
+        """Send one rendered email in its place of the account's rate, backing off if throttled.
+
+        `send_at` is a place reserved already (epoch seconds); without one, one is reserved.
+        """
         raw = to_mime(message, self.settings.sender)
         arguments: dict[str, Any] = {
             "Source": self.settings.sender,
@@ -145,15 +154,21 @@ class Mailer:
         if self.settings.ses_configuration_set:
             arguments["ConfigurationSetName"] = self.settings.ses_configuration_set
         for attempt in range(SEND_ATTEMPTS):
-            self.pacer.wait()
-            try:
-                return aws.client("ses").send_raw_email(**arguments)["MessageId"]
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in THROTTLING_CODES:
-                    raise
-                delay = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2**attempt)
-                logger.warning("ses throttled", kind=message.kind, attempt=attempt + 1)
-                self._sleep(delay * (0.5 + random.random() / 2))
+            if send_at is None:
+                send_at = self._reserve()
+            if send_at is not None:
+                self._sleep(max(0.0, send_at - time.time()))
+                send_at = None  # a place is good for one send
+                try:
+                    return aws.client("ses").send_raw_email(**arguments)["MessageId"]
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") not in THROTTLING_CODES:
+                        raise
+                    logger.warning("ses throttled", kind=message.kind, attempt=attempt + 1)
+            else:
+                logger.warning("send rate full", kind=message.kind, attempt=attempt + 1)
+            delay = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2**attempt)
+            self._sleep(delay * (0.5 + random.random() / 2))
         raise Throttled(f"SES throttled a {message.kind} email {SEND_ATTEMPTS} times")
 
     def _suppressed(self, pseudonym: str) -> bool:
@@ -199,29 +214,31 @@ class Mailer:
     def send_notifications(self, day: str, notifications: list[dict[str, Any]]) -> dict:
         """Send the alerts and fixed emails of a batch, each at most once per day.
 
-        Raises DeliveryFailed after releasing the claims of what could not be sent.
+        Each email is claimed under a lease just before it is sent and confirmed after
+        (claims.py), so an attempt killed at any point leaves nothing stranded: its retry
+        sends what is unsent. Raises DeliveryFailed when some were left for the retry.
         """
-        batch = _attempt_id()
+        claims = _Claims(day, _attempt_id(), self.send_rate(), self._lease)
         # An address due two or more emails today gets one digest instead (digest_mailer.py).
-        digests = digest_mailer.send_digests(self, day, _validated(notifications), batch)
+        digests = digest_mailer.send_digests(self, day, _validated(notifications), claims.attempt)
         wanted = digests.remaining
         keys = [{"subscriber": n["subscriber"], "target": n["target"]} for n in wanted]
         found = (
             invoke("data", {"action": "recipients", "keys": keys}, wait=True, idempotent=True) or []
         )
         recipients = {(r["subscriber"], r["target"]): r for r in found}
-        claimed = self._claim(day, wanted, recipients, batch)
         tally = dict.fromkeys(OUTCOMES, 0)
         for position, notification in enumerate(wanted):
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                tally["deferred"] += self._release_rest(day, wanted[position:], claimed)
+            if self._past_deadline():
+                tally["deferred"] += len(wanted) - position
                 break
-            outcome = self._notify(day, notification, recipients, claimed)
+            outcome = self._notify(notification, recipients, claims)
             tally[outcome] += 1
             if outcome == "throttled":
-                # SES keeps refusing: leave the rest, claims released, to the retry.
-                tally["deferred"] += self._release_rest(day, wanted[position + 1 :], claimed)
+                # SES keeps refusing: leave the rest to the retry.
+                tally["deferred"] += len(wanted) - position - 1
                 break
+        claims.flush()
         logger.info("notifications processed", day=day, **tally)
         tally["failed"] += digests.tally["failed"]
         if tally["failed"] or tally["throttled"] or tally["deferred"]:
@@ -240,54 +257,23 @@ class Mailer:
         kept = digest_mailer.waiting_notifications(day, subscribers)
         return self.send_notifications(day, kept) if kept else {"sent": 0}
 
-    def _release_rest(
-        self, day: str, rest: list[dict[str, Any]], claimed: set[tuple[str, str, str]]
-    ) -> int:
-        """Release this attempt's claims on notifications it will not send; count them."""
-        left = [n for n in rest if (n["subscriber"], n["target"], n["kind"]) in claimed]
-        for notification in left:
-            _release(
-                {key: notification[key] for key in ("subscriber", "target", "kind")} | {"day": day}
-            )
-        return len(left)
+    def _lease(self) -> float | None:
+        """Return how long a claim may hold at most: never past this invocation's own end.
 
-    def _claim(
-        self,
-        day: str,
-        wanted: list[dict[str, Any]],
-        recipients: Mapping[tuple[str, str], Mapping[str, Any]],
-        batch: str,
-    ) -> set[tuple[str, str, str]]:
-        """Claim in one data call every notification that has a deliverable recipient."""
-        # One call per batch, not per email: a retried batch then costs one claim call,
-        # and a failed call fails the attempt as a whole, to be retried by AWS.
-        deliverable = [
-            {"subscriber": n["subscriber"], "target": n["target"], "kind": n["kind"]}
-            for n in wanted
-            if (recipient := recipients.get((n["subscriber"], n["target"])))
-            and not recipient.get("suppressed")
-        ]
-        if not deliverable:
-            return set()
-        answer = invoke(
-            "data",
-            {
-                "action": "claim_notifications",
-                "day": day,
-                "notifications": deliverable,
-                "batch": batch,
-            },
-            wait=True,
-            idempotent=True,  # a repeated claim by this attempt takes the same emails again
-        )
-        return {(c["subscriber"], c["target"], c["kind"]) for c in answer or []}
+        None: as long as data's lease (claims.LEASE_SECONDS), which also caps any other value.
+        """
+        if self.timeout_at is None:
+            return None
+        return max(1.0, self.timeout_at - time.monotonic())
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def _notify(
         self,
-        day: str,
         notification: Mapping[str, Any],
         recipients: Mapping[tuple[str, str], Mapping[str, Any]],
-        claimed: set[tuple[str, str, str]],
+        claims: _Claims,
     ) -> str:
         subscriber, target, kind = (
             notification["subscriber"],
@@ -299,22 +285,92 @@ class Mailer:
             return "unsubscribed"
         if recipient.get("suppressed"):
             return "suppressed"
-        claim = {"subscriber": subscriber, "target": target, "kind": kind, "day": day}
-        if (subscriber, target, kind) not in claimed:
+        entry = {"subscriber": subscriber, "target": target, "kind": kind}
+        answer = self._take(claims, entry)
+        if answer["state"] == "sent":
             return "already_sent"
+        if answer["state"] != "claimed":
+            return "deferred"  # another attempt still holds it: the retry looks again
         try:
             address = self.vault.open(recipient["address"], subscriber)
             render = emails.alert if kind == "alert" else emails.fixed
             message = render(
                 self.settings, address, recipient["token"], target, notification["result"]
             )
-            self.deliver(message)
+            self.deliver(message, send_at=answer.get("send_at"))
         except Exception as error:
             logger.exception("notification not sent", subscriber=subscriber, kind=kind)
-            _release(claim)
+            claims.release(entry)
             return "throttled" if isinstance(error, Throttled) else "failed"
+        claims.sent(entry)
         logger.info("notification sent", subscriber=subscriber, target=target, kind=kind)
         return "sent"
+
+    def _take(self, claims: _Claims, entry: dict[str, str]) -> dict[str, Any]:
+        """Claim one email; while another live attempt holds it, wait for it to go or expire."""
+        answer = claims.take(entry)
+        waited_until = time.monotonic() + HOLD_WAIT_SECONDS
+        while answer["state"] == "held" and time.monotonic() < waited_until:
+            if self._past_deadline():
+                break
+            self._sleep(HOLD_POLL_SECONDS)
+            answer = claims.take(entry)
+        return answer
+
+
+class _Claims:
+    """This attempt's side of the leased claims (claims.py), one data call per email.
+
+    Confirming an email rides on the call that claims the next, so a batch of n emails
+    costs n + 1 calls; a crash between a send and its confirmation costs that one email
+    sent twice, when the retry takes over the expired lease.
+    """
+
+    def __init__(self, day: str, attempt: str, rate: float, lease: Callable[[], float | None]):
+        self.day, self.attempt, self.rate, self._lease = day, attempt, rate, lease
+        self._unconfirmed: list[dict[str, str]] = []
+
+    def _step(self, claim: dict[str, str] | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "action": "step_notifications",
+            "day": self.day,
+            "batch": self.attempt,
+            "sent": self._unconfirmed,
+        }
+        if claim is not None:
+            payload.update(claim=claim, rate=self.rate)
+            if (lease := self._lease()) is not None:
+                payload["lease"] = lease
+        # Idempotent: confirming twice is harmless, and the attempt may retake its own claim.
+        answer = invoke("data", payload, wait=True, idempotent=True)
+        self._unconfirmed = []
+        return answer
+
+    def take(self, entry: dict[str, str]) -> dict[str, Any]:
+        """Claim one email (confirming those sent since the last call)."""
+        return self._step(entry)
+
+    def sent(self, entry: dict[str, str]) -> None:
+        """Note an email SES accepted; the next call confirms it."""
+        self._unconfirmed.append(entry)
+
+    def flush(self) -> None:
+        """Confirm what is still unconfirmed."""
+        if self._unconfirmed:
+            self._step()
+
+    def release(self, entry: dict[str, str]) -> None:
+        """Give back a claim whose email failed, so the retry need not wait for its lease."""
+        try:
+            invoke(
+                "data",
+                {"action": "release_notification", "day": self.day, "batch": self.attempt, **entry},
+                wait=True,
+                idempotent=True,
+            )
+        except InvocationError:
+            # Harmless: the lease runs out within a minute and the retry takes the email.
+            logger.warning("claim not released; its lease will expire", kind=entry["kind"])
 
 
 def _attempt_id() -> str:
@@ -322,18 +378,6 @@ def _attempt_id() -> str:
     # Unique per attempt, not per batch: a duplicate delivery of the same event running at
     # the same time must not take the claims this attempt holds.
     return secrets.token_hex(16)
-
-
-def _release(claim: Mapping[str, str], attempts: int = 3) -> None:
-    """Undo a claim so the retry sends it; a claim left behind would lose today's email."""
-    for attempt in range(1, attempts + 1):
-        try:
-            invoke("data", {"action": "release_notification", **claim}, wait=True)
-            return
-        except InvocationError:
-            if attempt == attempts:
-                raise
-            time.sleep(0.2 * attempt)
 
 
 def _validated(notifications: Any) -> list[dict[str, Any]]:

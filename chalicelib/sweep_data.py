@@ -1,8 +1,8 @@
-"""Data actions on the checkstate table: record each day's results, claim notifications.
+"""Data actions on the checkstate table: record each day's results, count the day.
 
-Run by the data function. Reads and writes are batched (BatchGetItem, BatchWriteItem);
-a notification claim is a conditional write keyed by subscription + day + kind, which
-is what keeps an email to one per day however often AWS retries an invocation.
+Run by the data function. Reads and writes are batched (BatchGetItem, BatchWriteItem).
+The notification claims that keep an email to one per day live on the same items
+(claims.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, claims
 from chalicelib.alerting import CheckState, decide
 from chalicelib.errors import PayloadError
 from chalicelib.logs import get_logger
@@ -28,7 +27,6 @@ TABLE = "checkstate"
 TALLY = "#tally"  # the partition of per-day count items (no pseudonym starts with '#')
 FACTS = "#target"  # the partition of each target's last certificate dates (the manage page's)
 BATCH_GET_LIMIT = 100
-SENT_FIELD = {"alert": "alert_sent_day", "fixed": "fixed_sent_day"}
 
 
 def _require_key(item: Any) -> tuple[str, str]:
@@ -258,92 +256,12 @@ def forget_state(subscriber: str, target: str) -> None:
     aws.table(TABLE).delete_item(Key={"subscriber": subscriber, "target": target})
 
 
-def _sent_field(kind: Any) -> str:
-    if kind not in SENT_FIELD:
-        raise PayloadError("kind must be alert or fixed")
-    return SENT_FIELD[kind]
-
-
-def claim_notification(
+def release_notification(
     day: str, subscriber: str, target: str, kind: str, batch: str | None = None
 ) -> bool:
-    """Claim the right to send one notification; true for the day's first claim.
-
-    A claim made by `batch` (the mailer attempt's id, new for every attempt) may be taken
-    again by that same attempt: a claim call that ran but whose answer was lost is
-    repeated, and still gets its emails. Every other attempt is refused.
-    """
-    condition = "attribute_exists(subscriber) AND (attribute_not_exists(#sent) OR #sent <> :day"
-    values: dict[str, Any] = {}
-    if batch:
-        condition += " OR #by = :batch"
-        values[":batch"] = str(batch)[:100]
-    return _conditional_update(
-        subscriber,
-        target,
-        kind,
-        day,
-        "SET #sent = :day, #by = :batch" if batch else "SET #sent = :day REMOVE #by",
-        condition + ")",
-        values if batch else {},
-    )
-
-
-def _conditional_update(
-    subscriber: str,
-    target: str,
-    kind: str,
-    day: str,
-    update: str,
-    condition: str | None,
-    values: Mapping[str, Any] | None = None,
-) -> bool:
-    """Apply an update to a notification's fields if the condition holds; say if it did."""
-    field = _sent_field(kind)
-    arguments: dict[str, Any] = {
-        "Key": {"subscriber": subscriber, "target": target},
-        "UpdateExpression": update,
-        "ExpressionAttributeNames": {
-            name: attribute
-            for name, attribute in (
-                ("#sent", field),
-                ("#by", field.replace("_sent_day", "_claimed_by")),
-            )
-            if name in update or (condition and name in condition)
-        },
-        "ExpressionAttributeValues": {":day": require_day(day), **(values or {})},
-    }
-    if condition:
-        arguments["ConditionExpression"] = condition
-    try:
-        aws.table(TABLE).update_item(**arguments)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def _entries(notifications: Any) -> list[tuple[str, str, Any]]:
-    if not isinstance(notifications, list):
-        raise PayloadError("notifications must be a list")
-    return [(*_require_key(entry), entry.get("kind")) for entry in notifications]
-
-
-def claim_notifications(
-    day: str, notifications: list[dict[str, Any]], batch: str | None = None
-) -> list[dict[str, str]]:
-    """Claim a batch of notifications at once; return those claimed now (one call per batch)."""
-    return [
-        {"subscriber": subscriber, "target": target, "kind": kind}
-        for subscriber, target, kind in _entries(notifications)
-        if claim_notification(day, subscriber, target, kind, batch)
-    ]
-
-
-def release_notification(day: str, subscriber: str, target: str, kind: str) -> bool:
-    """Undo a claim whose email could not be sent, so that a retry sends it."""
-    return _conditional_update(subscriber, target, kind, day, "REMOVE #sent, #by", "#sent = :day")
+    """Undo a claim whose email could not be sent, so that a retry sends it at once."""
+    entry = {"subscriber": subscriber, "target": target, "kind": kind}
+    return claims.release(day, entry, batch)
 
 
 def _scan(key: str, **arguments: Any) -> Iterable[dict[str, Any]]:
@@ -379,8 +297,9 @@ def report_counts(day: str, since: str) -> dict[str, Any]:
         if item["subscriber"] in (TALLY, FACTS):
             continue
         counts["states"] += 1
-        counts["alerts"] += item.get("alert_sent_day") == day
-        counts["fixed"] += item.get("fixed_sent_day") == day
+        # A claim still under its lease is an email in flight (or lost), not one sent.
+        counts["alerts"] += item.get("alert_sent_day") == day and "alert_lease" not in item
+        counts["fixed"] += item.get("fixed_sent_day") == day and "fixed_lease" not in item
     suppressions = []
     for item in _scan("suppression"):
         at = _since_epoch(item.get("at"))
@@ -404,8 +323,6 @@ def is_suppressed(subscriber: str) -> bool:
 
 ACTIONS = {
     "record_results": record_results,
-    "claim_notification": claim_notification,
-    "claim_notifications": claim_notifications,
     "release_notification": release_notification,
     "report_counts": report_counts,
     "record_sweep_plan": record_sweep_plan,

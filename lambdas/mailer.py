@@ -16,11 +16,12 @@ logs.setup()
 # Stop starting emails this long before the function's timeout (one paced, backed-off send).
 DEADLINE_MARGIN_SECONDS = 30.0
 _deadline: ContextVar[float | None] = ContextVar("mailer_deadline", default=None)
+_timeout_at: ContextVar[float | None] = ContextVar("mailer_timeout_at", default=None)
 
 
 def mailer() -> Mailer:
     """Return a mailer for this invocation (cheap: the clients are cached, not the settings)."""
-    return Mailer(deadline=_deadline.get())
+    return Mailer(deadline=_deadline.get(), timeout_at=_timeout_at.get())
 
 
 def send_confirmation(email: str, target: str, tolerance: str, token: str) -> dict:
@@ -66,11 +67,15 @@ ACTIONS = {
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Answer one mailer action, stopping new sends ahead of the function's timeout."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    deadline = None
+    deadline = timeout_at = None
     if remaining is not None:
-        deadline = time.monotonic() + remaining() / 1000 - DEADLINE_MARGIN_SECONDS
-    token = _deadline.set(deadline)
+        seconds = remaining() / 1000
+        timeout_at = time.monotonic() + seconds
+        # A quarter of a short timeout (a local trial of one) leaves it room to send at all.
+        deadline = timeout_at - min(DEADLINE_MARGIN_SECONDS, seconds / 4)
+    token, timeout_token = _deadline.set(deadline), _timeout_at.set(timeout_at)
     try:
         return dispatch(event, ACTIONS)
     finally:
         _deadline.reset(token)
+        _timeout_at.reset(timeout_token)

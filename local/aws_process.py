@@ -40,11 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", required=True)
     parser.add_argument("--bounces-function", required=True)
     parser.add_argument("--bounces-topic", required=True)
+    parser.add_argument("--ses-rate", type=float, default=0.0, help="SES's max send rate; 0: none")
     args = parser.parse_args(argv)
     logging.getLogger("waitress").setLevel(logging.ERROR)
 
+    from local import ses_quota
     from local.emulator import Emulator
     from local.outbox import Outbox
+
+    if args.ses_rate > 0:
+        ses_quota.install(args.ses_rate)
+    stall = float(os.environ.get("SSLNOTIFY_LOCAL_SES_STALL") or 0)
+    if stall > 0:
+        ses_quota.stall_first_send(stall)
 
     try:
         emulator = Emulator(args.port, args.host)
@@ -102,6 +110,7 @@ class EmulatorProcess:
         bounces_function: str,
         bounces_topic: str,
         announce: Callable[[str], None],
+        ses_rate: float = 0.0,
     ):
         command = [
             sys.executable,
@@ -113,6 +122,7 @@ class EmulatorProcess:
             f"--region={region}",
             f"--bounces-function={bounces_function}",
             f"--bounces-topic={bounces_topic}",
+            f"--ses-rate={ses_rate!r}",
         ]
         root = str(Path(__file__).resolve().parent.parent)
         path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))

@@ -30,6 +30,7 @@ DEPLOYED = (
     "SSLNOTIFY_SES_CONFIGURATION_SET",
     "SSLNOTIFY_BACKUP_BUCKET",
     "SSLNOTIFY_INBOUND_BUCKET",
+    "SSLNOTIFY_SES_RATE",
 )
 
 
@@ -47,6 +48,10 @@ def function_environment(settings: Settings) -> dict[str, str]:
         "SSLNOTIFY_SES_CONFIGURATION_SET": settings.ses_configuration_set,
         "SSLNOTIFY_BACKUP_BUCKET": settings.backup_bucket,
         "SSLNOTIFY_INBOUND_BUCKET": settings.inbound_bucket,
+        # AWS paces to the account's quota ("quota"); the local stack to its emulated SES's.
+        "SSLNOTIFY_SES_RATE": (
+            "quota" if settings.ses_send_rate is None else repr(settings.ses_send_rate)
+        ),
     }
     # Only the local stack and tests change these; AWS runs with the defaults.
     defaults = Settings()
@@ -58,7 +63,6 @@ def function_environment(settings: Settings) -> dict[str, str]:
         "SSLNOTIFY_CHECK_REVOCATION": ("check_revocation", lambda v: "1" if v else "0"),
         "SSLNOTIFY_CHECKER_BATCH": ("checker_batch_size", str),
         "SSLNOTIFY_PROBE_CONCURRENCY": ("probe_concurrency", str),
-        "SSLNOTIFY_SES_RATE": ("ses_send_rate", repr),
         "SSLNOTIFY_CT": ("ct_enabled", lambda v: "1" if v else "0"),
         "SSLNOTIFY_CT_URL": ("ct_search_url", str),
         "SSLNOTIFY_CT_API_KEY": ("ct_api_key", str),

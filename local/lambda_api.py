@@ -5,20 +5,31 @@ resources.json. RequestResponse runs it on the request's thread and answers its
 JSON (`X-Amz-Function-Error: Unhandled` when it raises); Event queues it to a
 worker pool, answers 202, and retries a failed invocation twice, as AWS does.
 
-Handlers run as threads of this process (emulated AWS has a child process of its own,
-local/aws_process.py). That is sound because every function is deployed with the
-same variables (local/environment.py); the stack puts them
-in os.environ once, before any handler is imported, and nothing changes them
-after. What differs per function, its name and log group, reaches the handler
-through the context object and a context variable (local/function_logs.py).
-Subprocesses would isolate better but cost about a second and 60 MB each.
+With `isolated` (what `sslnotify local` runs), each invocation runs as in Lambda:
+in a worker process of its function (local/lambda_worker.py), one invocation at a
+time per process, the processes of a function kept warm in a pool and new ones
+started when all are busy. No module state is shared between functions, and an
+invocation that outlives the function's timeout is ended: its process is killed
+(and replaced at the next invocation), and the caller gets "Task timed out", as
+from Lambda. A worker costs a cold start (about a second) and some 60 MB.
+
+Without it (tests and the benchmark, whose instruments must see inside the
+handlers), handlers run as threads of this process; a timeout is then only
+reported. Every function is deployed with the same variables (local/environment.py):
+the stack puts them in os.environ once, before any handler is imported or any
+worker started. What differs per function, its name and log group, reaches the
+handler through the context object and a context variable (local/function_logs.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -27,7 +38,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import unquote
 
 from chalicelib.config import Settings, resources
@@ -66,6 +78,138 @@ class LambdaContext:
         return max(0, int((self.timeout_seconds - elapsed) * 1000))
 
 
+class FunctionFailed(Exception):
+    """An invocation in a worker process ended in an error (its record as Lambda reports it)."""
+
+    def __init__(self, record: dict[str, Any]):
+        super().__init__(str(record.get("errorMessage", "")))
+        self.error_type = str(record.get("errorType", "Exception"))
+
+
+class Worker:
+    """One warm container: a process running one function's handler (local/lambda_worker.py)."""
+
+    def __init__(self, function: Function, relay: Callable[[str, str], None]):
+        self.function = function
+        request_read, self._request_write = os.pipe()
+        self._answer_read, answer_write = os.pipe()
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local.lambda_worker",
+                function.handler_path,
+                str(request_read),
+                str(answer_write),
+            ],
+            pass_fds=(request_read, answer_write),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": path, **function.environment},
+            text=True,
+        )
+        os.close(request_read)
+        os.close(answer_write)
+        self._requests: IO[str] = os.fdopen(self._request_write, "w", encoding="utf-8")
+        self._answers: IO[str] = os.fdopen(self._answer_read, "r", encoding="utf-8")
+        self._output = threading.Thread(
+            target=self._relay, args=(relay,), daemon=True, name=f"{function.key}-output"
+        )
+        self._output.start()
+
+    def _relay(self, relay: Callable[[str, str], None]) -> None:
+        for line in self.process.stdout:
+            relay(self.function.key, line.rstrip("\n"))
+
+    def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send one invocation; return its answer, or None when it outlived `timeout`."""
+        answer: list[str] = []
+        reader = threading.Thread(target=lambda: answer.append(self._answers.readline()))
+        reader.daemon = True
+        self._requests.write(json.dumps(request) + "\n")
+        self._requests.flush()
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():
+            return None
+        if not answer or not answer[0]:
+            code = self.process.wait()
+            return {
+                "error": {
+                    "errorMessage": f"Runtime exited with error: exit status {code}",
+                    "errorType": "Runtime.ExitError",
+                }
+            }
+        return json.loads(answer[0])
+
+    def kill(self) -> None:
+        """End the process at once, as Lambda ends a container at a timeout."""
+        self.process.kill()
+        self.process.wait()
+        self.close()
+
+    def close(self) -> None:
+        """Let the process end (its request pipe closes), then forget it."""
+        for stream in (self._requests, self._answers):
+            with contextlib.suppress(OSError):
+                stream.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+class WorkerPool:
+    """The warm containers of one function: reuse an idle one, start one when all are busy."""
+
+    def __init__(self, function: Function, relay: Callable[[str, str], None]):
+        self.function = function
+        self._relay = relay
+        self._idle: list[Worker] = []
+        self._all: list[Worker] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive:
+                    return worker
+                self._all.remove(worker)
+        worker = Worker(self.function, self._relay)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def release(self, worker: Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
+
+    def discard(self, worker: Worker) -> None:
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all, self._idle = list(self._all), [], []
+        for worker in workers:
+            worker.close()
+
+    @property
+    def size(self) -> int:
+        """How many worker processes the pool holds (idle or busy)."""
+        return len(self._all)
+
+
 class UnknownFunction(LookupError):
     """No function of that name is deployed."""
 
@@ -80,6 +224,7 @@ class Function:
     timeout: float
     memory: int
     log_group: str
+    environment: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 class LambdaService:
@@ -93,18 +238,27 @@ class LambdaService:
         report: Callable[[str], None] | None = None,
         loader: Callable[[str], Callable[[Any, Any], Any]] | None = None,
         dead_letter: Callable[[Function, Any, Exception], None] | None = None,
+        isolated: bool = False,
+        timeouts: dict[str, float] | None = None,
     ):
+        from local.environment import runtime_environment
+
         self.functions = {
             settings.function_name(key): Function(
                 key=key,
                 name=settings.function_name(key),
                 handler_path=spec["handler"],
-                timeout=int(spec.get("timeout", 3)),
+                timeout=float((timeouts or {}).get(key, spec.get("timeout", 3))),
                 memory=int(spec.get("memory", 128)),
                 log_group=log_group(settings, key),
+                environment=runtime_environment(settings, key),
             )
             for key, spec in resources()["functions"].items()
             if key != "api"  # the API is served over HTTP, not invoked
+        }
+        self.isolated = isolated
+        self.pools = {
+            function.key: WorkerPool(function, _print_as) for function in self.functions.values()
         }
         self.retry_delays = retry_delays
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
@@ -127,6 +281,50 @@ class LambdaService:
         return self.functions[name]
 
     def run(self, function: Function, payload: Any) -> Any:
+        """Run a handler once (in a worker process when isolated); its exception propagates."""
+        if self.isolated:
+            return self._run_isolated(function, payload)
+        return self._run_here(function, payload)
+
+    def _run_isolated(self, function: Function, payload: Any) -> Any:
+        pool = self.pools[function.key]
+        worker = pool.acquire()
+        request_id = str(uuid.uuid4())
+        request = {
+            "payload": payload,
+            "function_name": function.name,
+            "memory": function.memory,
+            "timeout": function.timeout,
+            "log_group": function.log_group,
+            "request_id": request_id,
+        }
+        with running(function.key):
+            print(f"START RequestId: {request_id} Version: $LATEST")
+        started = time.monotonic()
+        answer = worker.invoke(request, function.timeout)
+        duration = (time.monotonic() - started) * 1000
+        with running(function.key):
+            if answer is None:
+                # Lambda ends the container; the next invocation gets a fresh one.
+                pool.discard(worker)
+                worker.kill()
+                message = f"Task timed out after {function.timeout:.2f} seconds"
+                print(json.dumps({"level": "ERROR", "message": message, "requestId": request_id}))
+                self._report(f"{function.key}: {message}; its process was killed")
+            print(f"END RequestId: {request_id}")
+            print(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms")
+        if answer is None:
+            raise FunctionFailed({"errorMessage": message, "errorType": "Sandbox.Timedout"})
+        if "error" in answer:
+            if not worker.alive:
+                pool.discard(worker)
+            else:
+                pool.release(worker)
+            raise FunctionFailed(answer["error"])
+        pool.release(worker)
+        return answer["answer"]
+
+    def _run_here(self, function: Function, payload: Any) -> Any:
         """Run a handler once in this thread; its exception propagates."""
         context = LambdaContext(
             function_name=function.name,
@@ -237,6 +435,14 @@ class LambdaService:
             self._stopping = True
         self.wait_idle(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self.pools.values():
+            pool.close()
+
+
+def _print_as(function_key: str, line: str) -> None:
+    """Print a worker's output line as its function's (the stack ships it to the log group)."""
+    with running(function_key):
+        print(line)
 
 
 class HandlerNotLoadable(Exception):

@@ -35,6 +35,7 @@ DEFAULT_PORT = 8000
 DEFAULT_STATE_DIR = ".sslnotify"
 STACK_FILE = "stack.json"
 OFFSETS = {"frontend": 0, "api": 1, "lambda": 2, "aws": 3}
+LOCAL_SES_QUOTA = 14.0  # emails a second, a new SES production account's rate
 
 
 def _flag(value: str | None) -> bool:
@@ -197,6 +198,8 @@ class LocalStack:
                     f"{self.settings.prefix}-bounces"
                 ),
                 announce=self.console.line,
+                # Emulated SES refuses what the account's rate would refuse.
+                ses_rate=self.settings.ses_send_rate or LOCAL_SES_QUOTA,
             ),
         )
         self.aws_pid = emulator.pid
@@ -248,9 +251,14 @@ class LocalStack:
     def _start_lambda(self) -> Any:
         from local.lambda_api import LambdaServer, LambdaService
 
+        # Each invocation in a worker process of its function, timeouts enforced, as in
+        # Lambda; `in_process` (the benchmark, whose instruments look inside the handlers)
+        # runs them as threads here instead.
         service = LambdaService(
             self.settings,
             report=lambda text: self.console.line(text),
+            isolated=not getattr(self.args, "in_process", False),
+            timeouts=_timeouts(os.environ.get("SSLNOTIFY_LOCAL_TIMEOUTS", "")),
             dead_letter=self._send_dead_letter,
         )
         self._service = service
@@ -418,3 +426,15 @@ def _readable(line: str) -> str:
         if key not in {"level", "logger", "message", "exception", "stackTrace"}
     )
     return f"{entry.get('level', '')} {entry['message']} {fields}".strip()
+
+
+def _timeouts(text: str) -> dict[str, float]:
+    """Read function timeouts that override resources.json locally: "mailer=5,checker=30".
+
+    For trying a timeout by hand, and for the test that kills a mailer at its timeout.
+    """
+    found = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        key, _, seconds = part.partition("=")
+        found[key.strip()] = float(seconds)
+    return found

@@ -17,6 +17,8 @@ locals {
     SSLNOTIFY_INBOUND_BUCKET        = aws_s3_bucket.bucket["inbound"].id
     # Only with IPv6 egress (var.check_ipv6); without it an IPv6 address cannot be reached.
     SSLNOTIFY_CHECK_IPV6 = var.check_ipv6 ? "1" : "0"
+    # Pace to the account's SES quota, read by the mailer with GetSendQuota.
+    SSLNOTIFY_SES_RATE = "quota"
   }
 }
 

@@ -122,10 +122,12 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture
 def lambdas(emulated_aws, monkeypatch):
     """Route invoke() to the real handlers in this process, over the emulated AWS."""
+    from chalicelib import claims
     from tests.inprocess_lambda import InProcessLambda
 
     fake = InProcessLambda(emulated_aws)
     real_client = aws.client
+    monkeypatch.setattr(claims, "clock", lambda: time.time() + fake.elapsed)
 
     def client(service):
         return fake if service == "lambda" else real_client(service)

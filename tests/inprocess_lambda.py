@@ -1,7 +1,10 @@
 """An in-process stand-in for the Lambda service, so invoke() reaches the real handlers in tests.
 
 Blocking invocations run the handler at once; asynchronous ones are queued and run
-by `drain()`, with AWS's two retries for a handler that raises.
+by `drain()`, with AWS's two retries for a handler that raises. AWS waits a minute
+before the first retry and two before the second; `drain()` does not wait, it moves
+`elapsed` on instead, which the claims' clock reads (the lambdas fixture), so a
+killed attempt's leases have run out when its retry comes, as in AWS.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from chalicelib.config import Settings, resources
 
 ASYNC_RETRIES = 2
+RETRY_DELAYS = (60.0, 120.0)  # seconds AWS waits before the first and the second retry
 
 
 @dataclass
@@ -35,6 +39,7 @@ class InProcessLambda:
     calls: list[Invocation] = field(default_factory=list)
     queue: deque = field(default_factory=deque)
     failures: list[tuple[str, Any, Exception]] = field(default_factory=list)
+    elapsed: float = 0.0  # seconds of AWS's retry delays that drain() skipped
 
     def _handler(self, function_name: str):
         for key, spec in resources()["functions"].items():
@@ -69,6 +74,8 @@ class InProcessLambda:
         while self.queue:
             key, handler, payload = self.queue.popleft()
             for attempt in range(1 + ASYNC_RETRIES):
+                if attempt:
+                    self.elapsed += RETRY_DELAYS[attempt - 1]
                 ran += 1
                 try:
                     handler(payload, None)

@@ -20,8 +20,9 @@ Fixtures:
         .table_name(key)                         e.g. "sslnotify-dev-subscriptions"
         .stop() (SIGTERM, waits), .start() (again, same state dir and ports), .output()
 
-    local_stack_factory(state_dir=None) -> LocalStack   a private stack for one test (stopped
-                                                 after it), e.g. to stop and restart it.
+    local_stack_factory(state_dir=None, **environment) -> LocalStack   a private stack for one
+                                                 test (stopped after it), e.g. to stop and
+                                                 restart it; `environment`: extra variables
 
 The child runs with SSLNOTIFY_ALLOW_PRIVATE_TARGETS=1 and the PKI's root as CA bundle, on
 four consecutive free loopback ports; it is ready when its stack.json and website answer.
@@ -106,7 +107,7 @@ def _free(port: int) -> bool:
     return True
 
 
-def _child_environment(ca_bundle: str) -> dict[str, str]:
+def _child_environment(ca_bundle: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     # Nothing of the test process's own settings or AWS endpoints leaks into the stack.
     environment = {
         name: value
@@ -119,6 +120,7 @@ def _child_environment(ca_bundle: str) -> dict[str, str]:
             "SSLNOTIFY_CA_BUNDLE": ca_bundle,
             "SSLNOTIFY_CHECK_TIMEOUT": "5",
             "PYTHONUNBUFFERED": "1",
+            **(extra or {}),
         }
     )
     return environment
@@ -127,7 +129,15 @@ def _child_environment(ca_bundle: str) -> dict[str, str]:
 class LocalStack:
     """A running `sslnotify local` child process and helpers to drive it."""
 
-    def __init__(self, state_dir: Path, pki: TestPKI, ca_bundle: str, port: int | None = None):
+    def __init__(
+        self,
+        state_dir: Path,
+        pki: TestPKI,
+        ca_bundle: str,
+        port: int | None = None,
+        environment: dict[str, str] | None = None,
+    ):
+        self.environment = environment or {}  # extra variables of the stack's process
         self.state_dir = state_dir
         self.outbox_dir = state_dir / "outbox"
         self.pki = pki
@@ -160,7 +170,7 @@ class LocalStack:
             self.process = subprocess.Popen(
                 command,
                 cwd=REPOSITORY,
-                env=_child_environment(self.ca_bundle),
+                env=_child_environment(self.ca_bundle, self.environment),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -325,9 +335,12 @@ def local_stack_factory(local_stack_pki, local_stack_ca_bundle, tmp_path):
     """Start private local stacks for one test; every one is stopped after it."""
     started: list[LocalStack] = []
 
-    def start(state_dir: Path | None = None) -> LocalStack:
+    def start(state_dir: Path | None = None, **environment: str) -> LocalStack:
         stack = LocalStack(
-            state_dir or tmp_path / f"state{len(started)}", local_stack_pki, local_stack_ca_bundle
+            state_dir or tmp_path / f"state{len(started)}",
+            local_stack_pki,
+            local_stack_ca_bundle,
+            environment=environment,
         )
         started.append(stack)
         return stack.start()

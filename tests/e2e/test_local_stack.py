@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+import boto3
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -211,3 +212,35 @@ def test_redrive_replays_the_dead_letter_queue(local_stack):
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_a_mailer_killed_at_its_timeout_is_retried_and_its_alert_delivered(local_stack_factory):
+    """A real kill: SES hangs on the alert past the mailer's 3 s timeout, the local Lambda
+    service kills the mailer's process, and the retry a second later sends the alert."""
+    stack = local_stack_factory(SSLNOTIFY_LOCAL_TIMEOUTS="mailer=3", SSLNOTIFY_LOCAL_SES_STALL="5")
+    server = stack.serve(days_left=10)
+    address = "killed-mailer@example.org"
+    lambdas = boto3.client(
+        "lambda",
+        endpoint_url=stack.lambda_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+    def data(**payload):
+        answer = lambdas.invoke(
+            FunctionName=f"{stack.table_name('data')}", Payload=json.dumps(payload).encode()
+        )
+        return json.loads(answer["Payload"].read())["response"]
+
+    # Subscribed through the data function: no confirmation email to wait for.
+    pending = data(action="subscribe", email=address, target=f"127.0.0.1:{server.port}")
+    data(action="confirm", email=address, token=pending["token"])
+    stack.trigger("cron")
+    alert = stack.wait_for_email(to=address, subject="alert", timeout=30)
+    assert "expire" in alert.subject
+    output = stack.output()
+    assert "mailer: Task timed out after 3.00 seconds; its process was killed" in output
+    alerts = [m for m in stack.messages() if address in m.to and "alert" in m.subject.lower()]
+    assert 1 <= len(alerts) <= 2  # the hung send may land too: one duplicate at most

@@ -1,11 +1,10 @@
-"""The mailer function with emulated SES: every kind, tags, pacing, claims, suppression."""
+"""The mailer function with emulated SES: every kind, tags, leased claims, suppression."""
 
 import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, mailer
 from chalicelib.invoke import invoke
-from chalicelib.mailer import Pacer
 from tests.integration import sweep_stack
 from tests.integration.sweep_stack import DAY1, sent_messages, text_of
 
@@ -135,9 +134,7 @@ def test_persistent_throttling_releases_the_claim_and_fails_for_a_retry(stack, m
     monkeypatch.setattr(ses, "send_raw_email", always_throttled)
     with pytest.raises(mailer.DeliveryFailed):
         mailer.Mailer().send_notifications(DAY1, due)
-    claim = {"action": "claim_notification", "day": DAY1, "kind": "alert"}
-    key = {"subscriber": due[0]["subscriber"], "target": TARGET}
-    assert invoke("data", {**claim, **key}, wait=True) is True  # released, so claimable again
+    assert take(due[0], "the-retry")["state"] == "claimed"  # released, so claimable at once
 
 
 def test_malformed_notifications_are_refused(stack):
@@ -150,29 +147,27 @@ def test_malformed_notifications_are_refused(stack):
     assert handler({"action": "send_everything"}, None)["errorType"] == "PayloadError"
 
 
-def test_pacer_spaces_sends_to_the_rate():
-    now, slept = [0.0], []
-
-    def sleep(seconds):
-        slept.append(seconds)
-        now[0] += seconds
-
-    pacer = Pacer(rate=4, clock=lambda: now[0], sleep=sleep)
-    for _ in range(9):
-        pacer.wait()
-    assert now[0] == pytest.approx(2.0)  # nine sends at 4/s take two seconds
-    assert len(slept) == 8
+def take(notification, batch, **fields):
+    """Claim one due notification for an attempt, as the mailer does before sending it."""
+    entry = {"subscriber": notification["subscriber"], "target": TARGET, "kind": "alert"}
+    payload = {"action": "step_notifications", "day": DAY1, "batch": batch, "claim": entry}
+    return invoke("data", {**payload, **fields}, True)
 
 
-def test_a_batch_is_claimed_in_one_data_call_and_each_claim_holds_once(stack):
+def test_each_email_is_claimed_and_confirmed_in_one_data_call_each(stack, monkeypatch):
     due = due_notifications(stack, ANN, "bob@example.net")
-    entries = [{"subscriber": n["subscriber"], "target": TARGET, "kind": "alert"} for n in due]
-    claim = {"action": "claim_notifications", "day": DAY1}
-    first = invoke("data", {**claim, "notifications": entries}, True)
-    assert sorted(c["subscriber"] for c in first) == sorted(n["subscriber"] for n in due)
-    assert invoke("data", {**claim, "notifications": entries}, True) == []
-    tally = mail("send_notifications", day=DAY1, notifications=due)
-    assert (tally["sent"], tally["already_sent"]) == (0, 2)
+    real_invoke, steps = mailer.invoke, []
+
+    def counting(function, payload, wait=False, **options):
+        steps.append(payload["action"])
+        return real_invoke(function, payload, wait, **options)
+
+    monkeypatch.setattr(mailer, "invoke", counting)
+    tally = mailer.Mailer().send_notifications(DAY1, due)
+    assert tally["sent"] == 2
+    assert steps == ["recipients"] + ["step_notifications"] * 3  # n claims, then one confirm
+    again = mail("send_notifications", day=DAY1, notifications=due)
+    assert (again["sent"], again["already_sent"]) == (0, 2)
 
 
 def test_a_failed_data_call_fails_the_attempt_for_aws_to_retry(stack, monkeypatch):
@@ -180,7 +175,7 @@ def test_a_failed_data_call_fails_the_attempt_for_aws_to_retry(stack, monkeypatc
     real_invoke = mailer.invoke
 
     def data_down(function, payload, wait=False, **options):
-        if payload.get("action") == "claim_notifications":
+        if payload.get("action") == "step_notifications":
             raise mailer.InvocationError("data did not answer")
         return real_invoke(function, payload, wait, **options)
 
@@ -191,19 +186,80 @@ def test_a_failed_data_call_fails_the_attempt_for_aws_to_retry(stack, monkeypatc
     assert mailer.Mailer().send_notifications(DAY1, due)["sent"] == 1
 
 
-def test_an_attempt_may_take_its_own_claims_again_and_no_other_may(stack):
-    due = due_notifications(stack, ANN)
-    entries = [{"subscriber": n["subscriber"], "target": TARGET, "kind": "alert"} for n in due]
+def test_an_attempt_may_take_its_own_claim_again_and_no_other_while_its_lease_lasts(
+    stack, monkeypatch
+):
+    from chalicelib import claims
 
-    def claim(batch):
-        payload = {"action": "claim_notifications", "day": DAY1, "notifications": entries}
-        return len(invoke("data", {**payload, "batch": batch}, True))
+    (due,) = due_notifications(stack, ANN)
+    now = [1_900_000_000.0]
+    monkeypatch.setattr(claims, "clock", lambda: now[0])
+    assert take(due, "attempt-1")["state"] == "claimed"
+    assert take(due, "attempt-1")["state"] == "claimed"  # its answer was lost: asked again
+    held = take(due, "attempt-2")  # a concurrent duplicate of the event must wait
+    assert held == {"confirmed": 0, "state": "held", "until": now[0] + claims.LEASE_SECONDS}
+    now[0] += claims.LEASE_SECONDS + 1  # attempt-1 was killed: its lease ran out
+    assert take(due, "attempt-2")["state"] == "claimed"
+    entry = {"subscriber": due["subscriber"], "target": TARGET, "kind": "alert"}
+    step = {"action": "step_notifications", "day": DAY1}
+    assert invoke("data", {**step, "batch": "attempt-1", "sent": [entry]}, True)["confirmed"] == 0
+    assert invoke("data", {**step, "batch": "attempt-2", "sent": [entry]}, True)["confirmed"] == 1
+    now[0] += 10 * claims.LEASE_SECONDS
+    assert take(due, "attempt-3")["state"] == "sent"  # confirmed: never again today
+    assert take(due, "attempt-2")["state"] == "sent"
 
-    assert claim("attempt-1") == 1
-    assert claim("attempt-1") == 1  # its answer was lost: the same attempt asks again
-    assert claim("attempt-2") == 0  # a concurrent duplicate of the event gets nothing
-    assert claim(None) == 0  # nor a claim without an attempt
-    assert claim("attempt-1") == 1
+
+def test_an_attempt_near_its_timeout_holds_a_claim_no_longer_than_it_lives(stack, monkeypatch):
+    from chalicelib import claims
+    from lambdas.mailer import handler
+    from tests.conftest import FakeLambdaContext
+
+    (due,) = due_notifications(stack, ANN)
+    now = [1_900_000_000.0]
+    monkeypatch.setattr(claims, "clock", lambda: now[0])
+    assert take(due, "attempt-1", lease=3)["state"] == "claimed"
+    assert take(due, "attempt-2")["until"] == now[0] + 3
+    now[0] += 4  # attempt-1 was killed at its timeout: the email is free at once
+    answer = handler(
+        {"action": "send_notifications", "day": DAY1, "notifications": [due]},
+        FakeLambdaContext(),
+    )
+    assert answer["response"]["sent"] == 1
+
+
+def test_a_failed_release_loses_nothing(stack, monkeypatch):
+    """Defect 2 of issue 13: SES rejects one email and data fails every release; the retry
+    of the invocation still sends it, and the rest of the batch went in the first attempt."""
+    from chalicelib import claims
+
+    monkeypatch.setattr(mailer.time, "sleep", lambda seconds: None)
+    due = due_notifications(stack, ANN, "bob@example.net", "cy@example.com", "di@example.com")
+    ses = aws.client("ses")
+    real_send, rejected = ses.send_raw_email, []
+
+    def reject_the_first(**arguments):
+        if not rejected:
+            rejected.append(arguments["Destinations"][0])
+            raise ClientError({"Error": {"Code": "MessageRejected", "Message": "no"}}, "Send")
+        return real_send(**arguments)
+
+    real_invoke = mailer.invoke
+
+    def releases_fail(function, payload, wait=False, **options):
+        if payload["action"] == "release_notification":
+            raise mailer.InvocationError("data did not answer")
+        return real_invoke(function, payload, wait, **options)
+
+    monkeypatch.setattr(ses, "send_raw_email", reject_the_first)
+    monkeypatch.setattr(mailer, "invoke", releases_fail)
+    with pytest.raises(mailer.DeliveryFailed):
+        mailer.Mailer().send_notifications(DAY1, due)
+    assert len(sent_messages()) == 3  # the rest of the batch was not lost with the release
+    later = claims.clock() + 60  # AWS retries an asynchronous invocation a minute later
+    monkeypatch.setattr(claims, "clock", lambda: later)
+    tally = mailer.Mailer().send_notifications(DAY1, due)
+    assert (tally["sent"], tally["already_sent"]) == (1, 3)
+    assert len(sent_messages()) == 4
 
 
 def test_a_throttled_batch_releases_what_it_did_not_reach(stack, monkeypatch):
