@@ -93,8 +93,10 @@ def digest_status(day: str, subscribers: list) -> dict:
             "recorded": len(recorded),
             "sent": list(claim["targets"]) if claim else None,
             "claimedBy": claim.get("claimed_by"),
-            # Set while the claim is a lease not yet confirmed; past it, any attempt may take it.
-            "leaseUntil": claim.get("lease_until"),
+            # A claim not confirmed holds only while its lease runs; past it, any attempt may
+            # take it (a killed attempt's). A confirmed claim holds for the day.
+            "claimLive": bool(claim)
+            and (claim.get("lease_until") is None or claim["lease_until"] >= claims.clock()),
         }
     return _plain(answer)
 

@@ -131,3 +131,31 @@ def test_one_click_on_a_digest_removes_every_subscription_it_lists(stack, three_
         assert again.status_code == 200 and json.loads(again.body)["targets"] == []
         wrong = client.http.post(f"{url.path}?token={'A' * 44}")
         assert wrong.status_code == 404
+
+
+def test_a_digest_claim_a_killed_attempt_never_confirmed_is_taken_over_after_its_lease(
+    stack, monkeypatch
+):
+    from chalicelib import claims
+
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(claims, "clock", lambda: now[0])
+
+    def claim(batch):
+        fields = {"day": DAY1, "subscriber": "a" * 32, "targets": ["x.test:443"], "batch": batch}
+        return invoke("data", {"action": "claim_digest", **fields}, wait=True)["claimed"]
+
+    def live():
+        status = invoke(
+            "data", {"action": "digest_status", "day": DAY1, "subscribers": ["a" * 32]}, wait=True
+        )
+        return status["a" * 32]["claimLive"]
+
+    assert claim("killed-attempt")  # then killed before sending: never confirmed
+    assert live() and not claim("retry")  # its lease still holds
+    now[0] += claims.LEASE_SECONDS + 1
+    assert not live() and claim("retry")  # AWS's retry, a minute later, takes it over
+    invoke("data", {"action": "confirm_digest", "day": DAY1, "subscriber": "a" * 32,
+                    "batch": "retry"}, wait=True)  # fmt: skip
+    now[0] += 86_000
+    assert live() and not claim("third")  # confirmed: sent for the day, whatever the clock
