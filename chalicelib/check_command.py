@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -285,14 +286,23 @@ def human_line(result: CheckResult) -> str:
     head = f"{where}  {result.status.upper()}  "
     if result.status == "error" or result.not_after is None:
         messages = "; ".join(problem.message for problem in result.problems)
-        return head + messages + address_lines(result)
+        return head + printable(messages) + address_lines(result)
     day = result.not_after.strftime("%Y-%m-%d")
     if result.days_left is not None and result.days_left >= 0:
         text = f"{_plural(result.days_left)} left (expires {day}, issued by {result.issued_by})"
     else:
         text = f"expired on {day} (issued by {result.issued_by})"
     details = [p.message for p in result.problems if not _repeats_leaf_dates(p, result)]
-    return head + "; ".join([text, *details]) + address_lines(result)
+    return head + printable("; ".join([text, *details])) + address_lines(result)
+
+
+def printable(text: str) -> str:
+    """Escape control and format characters: a served certificate's names are the server's
+    words, and a terminal must not run its escape sequences or reorder the line (bidi)."""
+    return "".join(
+        f"\\u{ord(char):04x}" if unicodedata.category(char) in ("Cc", "Cf") else char
+        for char in text
+    )
 
 
 def address_lines(result: CheckResult) -> str:

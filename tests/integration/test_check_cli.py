@@ -121,6 +121,18 @@ def test_idn_output_in_unicode(capsys, tls_server, pki, root_file):
     assert (result["host"], result["hostAscii"]) == ("bücher.test", "xn--bcher-kva.test")
 
 
+def test_a_servers_escape_sequences_never_reach_the_terminal(capsys, tls_server):
+    from tests.certs import make_ca
+
+    evil = make_ca("Evil\x1b[2J CA", organisation="Evil\x1b]0;pwned\x07\u202eCA")
+    leaf = make_leaf(evil, dns=["localhost"], ips=["127.0.0.1"])
+    server = tls_server([leaf])
+    status, out, _ = run(capsys, f"127.0.0.1:{server.port}")
+    assert status == 2  # untrusted: an unknown CA
+    assert "\x1b" not in out[0] and "\x07" not in out[0] and "\u202e" not in out[0]
+    assert "issued by Evil\\u001b]0;pwned\\u0007\\u202eCA" in out[0]
+
+
 @pytest.mark.parametrize(
     "args",
     [
