@@ -5,6 +5,10 @@
         endpoints.kinds            # {"127.0.0.1:40001": "good", ...}
         endpoints.ca_file          # the root to trust (SSLNOTIFY_CA_BUNDLE)
 
+With `multi_share=0.2` a fifth of the endpoints also listen on 127.0.0.2 (same port, same
+certificate) and their target is a name, `multi-<n>.bench.test:PORT`, that `names` maps to both
+addresses (the benchmark installs a resolver for them; the machine's DNS is never involved).
+
 With `crl=True` the leaves and the intermediate name CRL Distribution Points on a loopback HTTP
 server that the first endpoint process also runs (a realistic CRL: 1,000 revoked serials, none
 of the bench's own), so the sweep's revocation lookups have something to fetch.
@@ -37,6 +41,8 @@ from cryptography import x509
 from tests.certs import make_crl, make_leaf, make_pki, pem_bundle
 
 HOST = "127.0.0.1"
+SECOND_HOST = "127.0.0.2"  # loopback too: the second address of the multi-address names
+MULTI_DOMAIN = "bench.test"
 # Out of every 100 endpoints 6 alert (a heavy morning): 3 expiring, 1 expired, 1 self-signed,
 # 1 wrong name; first in the cycle, so that even a quick run of 30 has every kind.
 MIX = ("expiring", "expired", "self_signed", "mismatch", "expiring", "expiring") + ("good",) * 94
@@ -52,6 +58,11 @@ def kind_of(index: int) -> str:
     return MIX[index % len(MIX)]
 
 
+def is_multi(index: int, share: float) -> bool:
+    """Say whether the endpoint at an index has two addresses (spread evenly, `share` of all)."""
+    return int((index + 1) * share) > int(index * share)
+
+
 def write_certificates(
     workdir: Path, now: datetime | None = None, crl_base: str | None = None
 ) -> dict[str, Path]:
@@ -63,7 +74,8 @@ def write_certificates(
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     root_crl = [f"{crl_base}/root.crl"] if crl_base else []
     pki = make_pki(now, name="sslnotify Bench", intermediate_crl_urls=root_crl)
-    names: dict = {"dns": ["localhost"], "ips": [HOST]}
+    # The wildcard covers the multi-address names, so they judge as their kind intends.
+    names: dict = {"dns": ["localhost", f"*.{MULTI_DOMAIN}"], "ips": [HOST, SECOND_HOST]}
     if crl_base:
         names["crl_urls"] = [f"{crl_base}/intermediate.crl"]
     day = timedelta(days=1)
@@ -199,7 +211,11 @@ async def _answer_crl(
 
 
 async def _serve(
-    kinds: list[str], files: dict[str, str], latency: float, crl_port: int | None = None
+    kinds: list[str],
+    files: dict[str, str],
+    latency: float,
+    crl_port: int | None = None,
+    multi: list[bool] | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     contexts = {kind: server_context(Path(files[kind])) for kind in set(kinds)}
@@ -214,20 +230,28 @@ async def _serve(
                 crl_port,
             )
         )
-        ports_from = 1
-    else:
-        ports_from = 0
-    for kind in kinds:
+
+    ports = []
+    for number, kind in enumerate(kinds):
         context = contexts[kind]
-        servers.append(
-            await loop.create_server(
-                lambda context=context: DelayedTLS(context, latency, stats[0]),
-                HOST,
-                0,
-                backlog=1024,
-            )
+        server = await loop.create_server(
+            lambda context=context: DelayedTLS(context, latency, stats[0]),
+            HOST,
+            0,
+            backlog=1024,
         )
-    ports = [server.sockets[0].getsockname()[1] for server in servers[ports_from:]]
+        servers.append(server)
+        ports.append(server.sockets[0].getsockname()[1])
+        if multi and multi[number]:
+            # The same port on the second loopback address: one name, two addresses.
+            servers.append(
+                await loop.create_server(
+                    lambda context=context: DelayedTLS(context, latency, stats[0]),
+                    SECOND_HOST,
+                    ports[-1],
+                    backlog=1024,
+                )
+            )
     print(json.dumps({"ports": ports}), flush=True)
 
     def report() -> None:
@@ -248,7 +272,9 @@ def serve_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
-    asyncio.run(_serve(spec["kinds"], spec["files"], args.latency, spec.get("crl_port")))
+    asyncio.run(
+        _serve(spec["kinds"], spec["files"], args.latency, spec.get("crl_port"), spec.get("multi"))
+    )
 
 
 @dataclass
@@ -259,6 +285,10 @@ class Endpoints:
     kinds: dict[str, str]
     ca_file: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
+    # Every host:port a probe of all targets connects to (two for a multi-address name).
+    addresses: list[str] = field(default_factory=list)
+    # The multi-address names and their addresses, for the benchmark's resolver.
+    names: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def alerting(self) -> set[str]:
@@ -288,7 +318,13 @@ class Endpoints:
     @classmethod
     @contextmanager
     def start(
-        cls, count: int, latency: float, workdir: Path, processes: int = 1, crl: bool = False
+        cls,
+        count: int,
+        latency: float,
+        workdir: Path,
+        processes: int = 1,
+        crl: bool = False,
+        multi_share: float = 0.0,
     ) -> Iterator[Endpoints]:
         """Generate certificates, start `processes` servers sharing `count` ports; stop on exit.
 
@@ -299,12 +335,14 @@ class Endpoints:
         written = write_certificates(workdir, crl_base=crl_base)
         files = {key: str(path) for key, path in written.items()}
         kinds = [kind_of(index) for index in range(count)]
+        multi = [is_multi(index, multi_share) for index in range(count)]
         shares = [kinds[share::processes] for share in range(processes)]
+        multi_shares = [multi[share::processes] for share in range(processes)]
         children: list[subprocess.Popen] = []
         try:
             for number, share in enumerate(shares):
                 spec = workdir / f"spec-{number}.json"
-                served = {"kinds": share, "files": files}
+                served = {"kinds": share, "files": files, "multi": multi_shares[number]}
                 if number == 0 and crl_port is not None:
                     served["crl_port"] = crl_port
                 spec.write_text(json.dumps(served))
@@ -315,15 +353,24 @@ class Endpoints:
                 )
             targets: list[str] = []
             by_target: dict[str, str] = {}
-            for child, share in zip(children, shares, strict=True):
+            addresses: list[str] = []
+            names: dict[str, list[str]] = {}
+            for child, share, multi_share_of in zip(children, shares, multi_shares, strict=True):
                 line = child.stdout.readline()
                 if not line:
                     raise RuntimeError("an endpoint server failed to start")
-                for port, kind in zip(json.loads(line)["ports"], share, strict=True):
+                ports = json.loads(line)["ports"]
+                for port, kind, two in zip(ports, share, multi_share_of, strict=True):
                     target = f"{HOST}:{port}"
+                    addresses.append(target)
+                    if two:
+                        name = f"multi-{len(names)}.{MULTI_DOMAIN}"
+                        names[name] = [HOST, SECOND_HOST]
+                        addresses.append(f"{SECOND_HOST}:{port}")
+                        target = f"{name}:{port}"
                     targets.append(target)
                     by_target[target] = kind
-            yield cls(targets, by_target, Path(files["ca"]), children)
+            yield cls(targets, by_target, Path(files["ca"]), children, addresses, names)
         finally:
             for child in children:
                 child.terminate()

@@ -160,6 +160,35 @@ def _instrument(recorder: Recorder) -> None:
     recorder.wrap(lambdas.cron, "plan_batches", "cron.plan")
 
 
+@contextmanager
+def bench_resolver(names: dict[str, list[str]]) -> Iterator[None]:
+    """Answer the benchmark's multi-address names from `names` while the stack runs in-process.
+
+    Patches `ssrf.system_resolver`, which `ssrf.resolve` looks up at each call when the checker
+    is given no resolver (as the daily checker is); every other name goes to the real one. Only
+    loopback addresses may be installed: the bench never sends a packet elsewhere.
+    """
+    import ipaddress
+
+    from chalicelib.checker import ssrf
+
+    for addresses in names.values():
+        for address in addresses:
+            if not ipaddress.ip_address(address).is_loopback:
+                raise ValueError(f"the bench resolver maps only to loopback, not {address}")
+    system = ssrf.system_resolver
+
+    def resolver(host: str, port: int) -> list[str]:
+        known = names.get(host.lower().rstrip("."))
+        return list(known) if known is not None else system(host, port)
+
+    ssrf.system_resolver = resolver
+    try:
+        yield
+    finally:
+        ssrf.system_resolver = system
+
+
 def lift_rate_limits() -> None:
     """Let the benchmark's many check-now requests through the API's per-client limits.
 
@@ -190,8 +219,15 @@ def local_stack(
     ses_rate: float,
     keep_state_saver: bool = False,
     isolated: bool = False,
+    names: dict[str, list[str]] | None = None,
 ) -> Iterator[Running]:
-    """Start `sslnotify local` in this process on free ports with a fresh state directory."""
+    """Start `sslnotify local` in this process on free ports with a fresh state directory.
+
+    `names` (multi-address name → loopback addresses) are answered by `bench_resolver`; that
+    patch reaches only this process, so it is refused with `isolated` worker processes.
+    """
+    if names and isolated:
+        raise ValueError("multi-address names need the in-process stack (not --isolated)")
     from local.stack import Console, LocalStack
     from tests.renewal_services import RenewalServices
 
@@ -235,11 +271,14 @@ def local_stack(
         emulator.PeriodicSaver.start = lambda self: None
     recorder = Recorder()
     stack.start()
+    resolving = bench_resolver(names or {})
+    resolving.__enter__()
     try:
         _instrument(recorder)
         lift_rate_limits()
         yield Running(stack, captured["service"], stack.settings, recorder, console, outside)
     finally:
+        resolving.__exit__(None, None, None)
         outside.close()
         recorder.unwrap()
         with suppress(Exception):
