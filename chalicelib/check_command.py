@@ -7,7 +7,6 @@ command line and from files (`read_target_lines`); the results go out in one of 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import os
@@ -19,8 +18,9 @@ from dataclasses import dataclass
 
 from chalicelib import monitoring_output
 from chalicelib.checker import ssrf
-from chalicelib.checker.check import CheckRequest, check_many
+from chalicelib.checker.check import CheckRequest
 from chalicelib.checker.evaluate import CheckResult, Problem
+from chalicelib.checker.processes import check_on_cores
 from chalicelib.checker.renewal_lookup import RenewalLookup, lookup_from
 from chalicelib.checker.targets import STARTTLS_PORTS, parse_target
 from chalicelib.checker.trust import default_trust, read_bundle
@@ -32,6 +32,7 @@ from chalicelib.progress import Progress
 MAX_DAYS = 365
 MAX_TIMEOUT = 300.0
 MAX_CONCURRENCY = 10_000
+MAX_PROCESSES = 256
 FORMATS = ("text", "json", "nagios", "prometheus")
 # Monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 EXIT_CODES = monitoring_output.STATUS_CODES
@@ -86,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "fitted to the open-files limit)",
     )
     parser.add_argument(
+        "--processes",
+        metavar="N",
+        help="worker processes for a long list (default: one per core, one per 100 targets "
+        "at most; 1: this process only)",
+    )
+    parser.add_argument(
         "--format",
         choices=FORMATS,
         default=None,
@@ -123,6 +130,7 @@ class Options:
     timeout: float
     concurrency: int
     output: str
+    processes: int | None = None  # None: one per core (checker.processes decides)
     ct: bool = True
     ari: bool = True
     revocation: bool = True
@@ -204,6 +212,11 @@ def parse_options(args: argparse.Namespace) -> Options:
         timeout=_parse_timeout(args.timeout),
         concurrency=concurrency,
         output="json" if args.json else (args.format or "text"),
+        processes=(
+            whole_number(args.processes, "--processes", 1, MAX_PROCESSES)
+            if args.processes is not None
+            else None
+        ),
         ct=not args.no_ct,
         ari=not args.no_ari,
         revocation=not args.no_revocation,
@@ -395,17 +408,16 @@ def run(args: argparse.Namespace) -> int:
         progress = Progress(len(requests))
         try:
             # The command line checks what its user asks, private networks included.
-            results = asyncio.run(
-                check_many(
-                    requests,
-                    timeout=options.timeout,
-                    concurrency=fit_concurrency(options.concurrency),
-                    allow_private=True,
-                    trust=default_trust(options.cafiles),
-                    renewal=_renewal_sources(options),
-                    check_revocation=None if options.revocation else False,
-                    progress=progress.step,
-                )
+            results = check_on_cores(
+                requests,
+                processes=options.processes,
+                timeout=options.timeout,
+                concurrency=fit_concurrency(options.concurrency),
+                allow_private=True,
+                trust=default_trust(options.cafiles),
+                renewal=_renewal_sources(options),
+                check_revocation=None if options.revocation else False,
+                progress=progress.step,
             )
         finally:
             progress.close()

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-import requests
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from chalicelib.checker.outside import OutsideUnavailable, get_json
+from chalicelib.checker.outside import OutsideUnavailable, get_json, new_session
 from chalicelib.checker.renewal import RenewalWindow
 
 DIRECTORIES_FILE = Path(__file__).with_name("acme_directories.json")
@@ -97,17 +97,19 @@ class RenewalInfo:
 
     directories: Mapping[str, str] = field(default_factory=default_directories)
     timeout: float = 5.0
-    session: requests.Session = field(default_factory=requests.Session)
+    session: Any = None  # a requests.Session, made on the first request
     calls: int = 0
     _endpoints: dict[str, tuple[float, str]] = field(default_factory=dict)
     _cache: dict[str, tuple[float, RenewalWindow]] = field(default_factory=dict)
     _flights: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        self._table = {name.lower(): url for name, url in self.directories.items()}
+
     def directory_for(self, leaf: x509.Certificate) -> str | None:
         """Return the ACME directory of the leaf's issuer, when the table knows it."""
-        table = {name.lower(): url for name, url in self.directories.items()}
-        return next((table[name] for name in issuer_names(leaf) if name in table), None)
+        return next((self._table[name] for name in issuer_names(leaf) if name in self._table), None)
 
     def window(self, leaf: x509.Certificate, now: float | None = None) -> RenewalWindow | None:
         """Return the CA's window for this leaf; None when its issuer has no known ACME directory.
@@ -139,6 +141,11 @@ class RenewalInfo:
                 self._cache[cert_id] = (moment + wait, found)
             return found
 
+    def _session(self):
+        if self.session is None:  # two threads may both make one: either will do
+            self.session = new_session()
+        return self.session
+
     def _flight(self, key: str) -> threading.Lock:
         with self._lock:
             if len(self._flights) >= MAX_CACHED:
@@ -148,7 +155,7 @@ class RenewalInfo:
     def _get(self, url: str):
         with self._lock:
             self.calls += 1
-        return get_json(self.session, url, timeout=self.timeout)
+        return get_json(self._session(), url, timeout=self.timeout)
 
     def _endpoint(self, directory: str, moment: float) -> str:
         with self._lock:

@@ -11,7 +11,7 @@ from chalicelib.checker import ssrf
 from chalicelib.checker.addresses import NameEvidence, Refusal, probe_name, probe_one_address
 from chalicelib.checker.combine import evaluate_name
 from chalicelib.checker.evaluate import DEFAULT_TOLERANCE, CheckResult
-from chalicelib.checker.fetch import FetchPolicy
+from chalicelib.checker.fetch_policy import FetchPolicy
 from chalicelib.checker.probe import Evidence
 from chalicelib.checker.renewal_lookup import RenewalLookup, amend_all, lookup_from
 from chalicelib.checker.revocation import TURNED_OFF, RevocationChecker
@@ -120,7 +120,8 @@ async def _revoked(probe: Evidence, checker: RevocationChecker | None) -> Eviden
         return probe
     if checker is None:
         return replace(probe, revocation=TURNED_OFF)
-    return replace(probe, revocation=await checker.check(probe.chain, probe.checked_at))
+    verdict = await checker.check(probe.chain, probe.checked_at, stapled=probe.stapled)
+    return replace(probe, revocation=verdict)
 
 
 def _request(item: CheckRequest | Target) -> CheckRequest:

@@ -14,7 +14,6 @@ import http.client
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -24,34 +23,19 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import NewConnectionError
 
 from chalicelib.checker import ssrf
+from chalicelib.checker.fetch_policy import (  # noqa: F401  (part of this module's API)
+    MAX_CRL_BYTES,
+    MAX_OCSP_BYTES,
+    FetchFailed,
+    FetchPolicy,
+)
 from chalicelib.checker.targets import Target, parse_target
 from chalicelib.errors import BadInput, TargetNotAllowed
 
-# The largest public CRLs are a few MiB; 10 MiB leaves room for them while bounding what one
-# hostile URL can make a 256 MB Lambda hold (the cache keeps several).
-MAX_CRL_BYTES = 10 * 1024 * 1024
-# An OCSP response is one signed status and perhaps a responder certificate: a few KiB.
-MAX_OCSP_BYTES = 64 * 1024
 MAX_REDIRECTS = 2
 _CHUNK = 64 * 1024
 _GRACE = 0.5  # seconds the awaiting side allows beyond the fetch's own deadline
 _USER_AGENT = "sslnotify revocation check"
-
-
-class FetchFailed(Exception):
-    """A revocation source could not be fetched; the message says why in plain words."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True)
-class FetchPolicy:
-    """How a fetch may reach the network: the guard (unless allow_private) and the resolver."""
-
-    allow_private: bool = False
-    resolver: ssrf.Resolver | None = None
 
 
 class _Watchdog:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:  # imported when a request is sent: a check that sends none never loads it
+    import requests
 
 MAX_BODY = 4 * 1024 * 1024  # a CT search for a busy name can list thousands of issuances
 USER_AGENT = "sslnotify (certificate expiry monitor)"
@@ -44,10 +45,19 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+def new_session() -> requests.Session:
+    """Return a new HTTP session (requests is imported here, on first use)."""
+    import requests
+
+    return requests.Session()
+
+
 def get_json(
     session: requests.Session, url: str, *, timeout: float, params: Any = None, headers=None
 ) -> Answer:
     """GET url and decode its JSON body within `timeout` seconds in all, at most MAX_BODY bytes."""
+    import requests
+
     deadline = time.monotonic() + timeout
     try:
         with session.get(

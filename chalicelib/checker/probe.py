@@ -52,6 +52,7 @@ class Evidence:
     message: str | None = None
     refused: bool = False  # the SSRF guard refused the target (error is connect_error then)
     tls_version: str | None = None
+    stapled: bytes | None = None  # the OCSP response the server stapled in the handshake
     revocation: Revocation | None = None  # looked up after the probe (check.gather_evidence)
 
     @property
@@ -62,7 +63,10 @@ class Evidence:
 
 @cache
 def client_context() -> ssl.SSLContext:
-    """Return the probe's TLS context: verifies nothing, accepts weak certificates (built once)."""
+    """Return the STARTTLS streams' TLS context: verifies nothing, accepts weak certificates.
+
+    (Plain TLS probes use handshake.client_context, pyOpenSSL's, which this one mirrors.)
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -76,7 +80,7 @@ def _failure(target: Target, checked_at: datetime, error: str, message: str, **e
     return Evidence(target=target, checked_at=checked_at, error=error, message=message, **extra)
 
 
-def _tls_message(error: ssl.SSLError) -> str:
+def _tls_message(error: ssl.SSLError | handshake.HandshakeFailed) -> str:
     reason = getattr(error, "reason", None) or ""
     if reason in _TLS_REASONS:
         return _TLS_REASONS[reason]
@@ -150,9 +154,8 @@ async def _connect(addresses: list[str], port: int, stream: bool = False):
         try:
             if stream:
                 reader, writer = await asyncio.open_connection(address, port)
-            else:
-                reader, writer = await handshake.open_connection(address, port)
-            return address, reader, writer
+                return address, reader, writer
+            return address, None, await handshake.open_connection(address, port)
         except OSError as error:
             message = _connect_message(error, address, port)
     raise _ConnectFailed(message)
@@ -193,11 +196,12 @@ async def probe(
             if target.protocol != TLS:
                 phase = f"asking the server to start TLS ({target.protocol})"
                 await starttls.negotiate(target.protocol, reader, writer, target.host_ascii)
-            phase = "waiting for the TLS handshake"
-            await writer.start_tls(client_context(), server_hostname=target.host_ascii)
-            ssl_object = writer.get_extra_info("ssl_object")
-            chain = tuple(ssl_object.get_unverified_chain() or ())
-            version = ssl_object.version()
+                phase = "waiting for the TLS handshake"
+                await writer.start_tls(client_context(), server_hostname=target.host_ascii)
+                served = handshake.served_by(writer.get_extra_info("ssl_object"))
+            else:
+                phase = "waiting for the TLS handshake"
+                served = await writer.handshake(target.host_ascii)
     except TargetNotAllowed as error:
         return _failure(target, checked_at, CONNECT_ERROR, error.message, refused=True)
     except ssrf.ResolutionFailed as error:
@@ -209,7 +213,7 @@ async def probe(
         return _failure(target, checked_at, CONNECT_ERROR, str(error))
     except starttls.StartTLSFailed as error:
         return _failure(target, checked_at, TLS_ERROR, error.message, address=address)
-    except ssl.SSLError as error:
+    except (ssl.SSLError, handshake.HandshakeFailed) as error:
         return _failure(target, checked_at, TLS_ERROR, _tls_message(error), address=address)
     except (ConnectionError, EOFError, asyncio.IncompleteReadError):
         message = "the server closed the connection during the TLS handshake"
@@ -220,8 +224,13 @@ async def probe(
     finally:
         if writer is not None:
             writer.transport.abort()
-    if not chain:
+    if not served.chain:
         return _failure(target, checked_at, TLS_ERROR, "the server sent no certificate")
     return Evidence(
-        target=target, checked_at=checked_at, chain=chain, address=address, tls_version=version
+        target=target,
+        checked_at=checked_at,
+        chain=served.chain,
+        address=address,
+        tls_version=served.version,
+        stapled=served.stapled,
     )

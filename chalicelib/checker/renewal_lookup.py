@@ -20,7 +20,7 @@ from cryptography import x509
 
 from chalicelib.checker import renewal as judge
 from chalicelib.checker.addresses import NameEvidence
-from chalicelib.checker.ari import RenewalInfo, default_directories
+from chalicelib.checker.ari import RenewalInfo, certificate_id, default_directories
 from chalicelib.checker.ct import CTSearch
 from chalicelib.checker.evaluate import CheckResult, Problem, status_of
 from chalicelib.checker.outside import OutsideUnavailable
@@ -50,6 +50,25 @@ class RenewalLookup:
     def calls(self) -> int:
         """Count the requests sent to outside services by this process so far."""
         return (self.ct.calls if self.ct else 0) + (self.ari.calls if self.ari else 0)
+
+    def wanted(self, name: NameEvidence, results: Sequence[CheckResult]) -> bool:
+        """Tell, without any request, whether consult() could ask a source about this name.
+
+        CT is asked only about certificates in their warning period or past it; ARI only about
+        one whose issuer has a known ACME directory. Most calm certificates need neither.
+        """
+        evidence = _deciding_probe(name, results[0]) if self.enabled and results else None
+        if evidence is None:
+            return False
+        if self.ct is not None and any(CT_WHEN & set(result.codes) for result in results):
+            return True
+        if self.ari is None:
+            return False
+        try:
+            leaf = x509.load_der_x509_certificate(evidence.chain[0])
+        except ValueError:
+            return False
+        return self.ari.directory_for(leaf) is not None and certificate_id(leaf) is not None
 
     def consult(self, name: NameEvidence, results: Sequence[CheckResult]) -> judge.Renewal | None:
         """Gather CT and ARI evidence for one probed name (None when nothing applies).
@@ -177,14 +196,32 @@ def _consult_safely(
         return None
 
 
+def _wanted_safely(
+    lookup: RenewalLookup, evidence: NameEvidence, results: Sequence[CheckResult]
+) -> bool:
+    try:
+        return lookup.wanted(evidence, results)
+    except Exception:
+        logger.exception("renewal lookup failed", target=evidence.target.key)
+        return False
+
+
 def amend_all(
     lookup: RenewalLookup, judged: Sequence[tuple[NameEvidence, Sequence[CheckResult]]]
 ) -> list[list[CheckResult]]:
-    """Consult the outside sources for many targets concurrently; return the amended results."""
+    """Consult the outside sources for many targets concurrently; return the amended results.
+
+    Only the targets a source could tell something about are handed to the threads.
+    """
     if not lookup.enabled or not judged:
         return [list(results) for _evidence, results in judged]
-    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(judged))) as pool:
-        found = list(pool.map(lambda item: _consult_safely(lookup, *item), judged))
+    asking = [index for index, item in enumerate(judged) if _wanted_safely(lookup, *item)]
+    found: list[judge.Renewal | None] = [None] * len(judged)
+    if asking:
+        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(asking))) as pool:
+            answers = pool.map(lambda index: _consult_safely(lookup, *judged[index]), asking)
+            for index, answer in zip(asking, answers, strict=True):
+                found[index] = answer
     return [
         [amend(result, renewal) for result in results]
         for (_evidence, results), renewal in zip(judged, found, strict=True)

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from chalicelib.checker import fetch
-from chalicelib.checker.fetch import FetchFailed, FetchPolicy
+from chalicelib.checker import fetch_policy
+from chalicelib.checker.fetch_policy import FetchFailed, FetchPolicy
 from chalicelib.checker.trust import TrustStore, build_path, signs
 
 STATUSES = ("good", "revoked", "unknown")
@@ -527,6 +527,8 @@ class RevocationChecker:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise FetchFailed("no time left for this source")
+            from chalicelib.checker import fetch  # loads requests: only once a fetch is due
+
             return await fetch.fetch_async(url, timeout=left, policy=self.policy, **options)
 
     async def check(
@@ -635,7 +637,7 @@ class RevocationChecker:
                 data = await self._fetch(
                     url,
                     deadline,
-                    max_bytes=fetch.MAX_OCSP_BYTES,
+                    max_bytes=fetch_policy.MAX_OCSP_BYTES,
                     body=request,
                     content_type="application/ocsp-request",
                 )
@@ -663,7 +665,7 @@ class RevocationChecker:
         failure = "no CRL could be fetched"
         for url in urls:
             entry = await self.cache.crl(
-                url, now, lambda u: self._fetch(u, deadline, max_bytes=fetch.MAX_CRL_BYTES)
+                url, now, lambda u: self._fetch(u, deadline, max_bytes=fetch_policy.MAX_CRL_BYTES)
             )
             if entry.crl is None:
                 failure = f"the CRL at {url[:200]} could not be fetched: {entry.failure}"

@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 
 from chalicelib.checker import fetch as fetch_module
+from chalicelib.checker import fetch_policy
 from chalicelib.checker.fetch import FetchFailed, FetchPolicy, fetch
 from chalicelib.checker.revocation import (
     Revocation,
@@ -377,7 +378,7 @@ def test_judging_mutated_answers_never_raises(pki):
 
 
 def test_an_endless_crl_body_is_cut_at_the_size_cap(pki, trust, http_source, monkeypatch):
-    monkeypatch.setattr(fetch_module, "MAX_CRL_BYTES", 1024 * 1024)
+    monkeypatch.setattr(fetch_policy, "MAX_CRL_BYTES", 1024 * 1024)
     leaf = pki.leaf(crl_urls=[http_source.url("/endless.crl")])
     http_source.route("/endless.crl", ENDLESS)
     started = time.monotonic()
