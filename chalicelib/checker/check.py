@@ -146,7 +146,8 @@ async def check_many(
     Requests for the same target and address share one probe. `now` (default: when each probe
     ran) is the moment the certificates are judged at; `trust` defaults to the system roots
     plus SSLNOTIFY_CA_BUNDLE; `renewal` (CT and ARI) defaults to the settings' sources;
-    `check_revocation` defaults to the setting. `progress()` is called as each probe ends.
+    `check_revocation` defaults to the setting. `progress()` is called once per request, as its
+    probe ends.
     """
     items = [_request(item) for item in requests]
     trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
@@ -166,8 +167,8 @@ async def check_many(
             for number in waiting[targets[index], ip]:
                 results[number] = evaluate_name(found, now, items[number].tolerance, trust)
                 seen[number] = found
-            if progress is not None:
-                progress()
+                if progress is not None:
+                    progress()  # once per request: the count shown is of the requests
 
         return judge
 

@@ -53,9 +53,14 @@ def can_fork() -> bool:
 
 
 def plan_processes(distinct: int, wanted: int | None = None) -> int:
-    """Return how many processes should check `distinct` probes (wanted None: one per core)."""
-    wanted = usable_cores() if wanted is None else wanted
-    return max(1, min(wanted, distinct // MIN_SHARE))
+    """Return how many processes should check `distinct` probes.
+
+    `wanted` None: one per usable core, and at most one per MIN_SHARE probes. A number asked
+    for is honoured, up to one process per probe.
+    """
+    if wanted is not None:
+        return max(1, min(wanted, distinct))
+    return max(1, min(usable_cores(), distinct // MIN_SHARE))
 
 
 @dataclass
