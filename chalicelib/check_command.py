@@ -13,21 +13,24 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib import monitoring_output
 from chalicelib.checker import ssrf
 from chalicelib.checker.check import CheckRequest
-from chalicelib.checker.evaluate import CheckResult, Problem
 from chalicelib.checker.processes import check_on_cores
-from chalicelib.checker.renewal_lookup import RenewalLookup, lookup_from
 from chalicelib.checker.targets import STARTTLS_PORTS, parse_target
 from chalicelib.checker.trust import default_trust, read_bundle
 from chalicelib.config import get_settings
 from chalicelib.errors import BadInput, UsageError
 from chalicelib.open_files import fit_concurrency
 from chalicelib.progress import Progress
+
+if TYPE_CHECKING:
+    from chalicelib.checker.evaluate import CheckResult, Problem
+    from chalicelib.checker.renewal_lookup import RenewalLookup
 
 MAX_DAYS = 365
 MAX_TIMEOUT = 300.0
@@ -386,15 +389,23 @@ def write_output(text: str) -> None:
         os.close(devnull)
 
 
-def _renewal_sources(options: Options) -> RenewalLookup:
-    settings = get_settings()
-    return lookup_from(
-        dataclasses.replace(
-            settings,
-            ct_enabled=settings.ct_enabled and options.ct,
-            ari_enabled=settings.ari_enabled and options.ari,
+def _renewal_sources(options: Options) -> Callable[[], RenewalLookup]:
+    """Return how to get the CT and ARI clients the options ask for (made once the chains are in,
+    so their imports wait with them; see checker.check)."""
+
+    def sources() -> RenewalLookup:
+        from chalicelib.checker.renewal_lookup import lookup_from
+
+        settings = get_settings()
+        return lookup_from(
+            dataclasses.replace(
+                settings,
+                ct_enabled=settings.ct_enabled and options.ct,
+                ari_enabled=settings.ari_enabled and options.ari,
+            )
         )
-    )
+
+    return sources
 
 
 def run(args: argparse.Namespace) -> int:

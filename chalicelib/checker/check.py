@@ -1,4 +1,9 @@
-"""Check many targets concurrently: probe each (target, ip) once, look up revocation, evaluate."""
+"""Check many targets concurrently: probe each (target, ip) once, look up revocation, evaluate.
+
+The judging half (combine/evaluate, revocation, renewal_lookup: some 45 ms of imports) is
+imported where it is first used, once the first probe has its chain: a command-line check opens
+its connections that much sooner and imports it while they wait on the network.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,24 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING
 
 from chalicelib.checker import ssrf
 from chalicelib.checker.addresses import NameEvidence, Refusal, probe_name, probe_one_address
-from chalicelib.checker.combine import evaluate_name
-from chalicelib.checker.evaluate import DEFAULT_TOLERANCE, CheckResult
 from chalicelib.checker.fetch_policy import FetchPolicy
 from chalicelib.checker.probe import Evidence
-from chalicelib.checker.renewal_lookup import RenewalLookup, amend_all, lookup_from
-from chalicelib.checker.revocation import TURNED_OFF, RevocationChecker
 from chalicelib.checker.targets import Target, parse_target
 from chalicelib.checker.trust import TrustStore, default_trust
 from chalicelib.config import get_settings
 from chalicelib.errors import TargetNotAllowed
+
+if TYPE_CHECKING:
+    from chalicelib.checker.evaluate import CheckResult
+    from chalicelib.checker.renewal_lookup import RenewalLookup
+    from chalicelib.checker.revocation import RevocationChecker
+
+DEFAULT_TOLERANCE = 30  # days; the same as evaluate.DEFAULT_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -98,20 +108,31 @@ def _revocation_checker(
     allow_private: bool,
     resolver: ssrf.Resolver | None,
     timeout: float,
-) -> RevocationChecker | None:
+) -> Callable[[], RevocationChecker] | None:
+    """Return how to get the run's one revocation checker (made when first needed), or None."""
     if not _settings_default(enabled, "check_revocation"):
         return None
     trust = trust if trust is not None else default_trust(get_settings().ca_bundle)
     policy = FetchPolicy(allow_private=allow_private, resolver=resolver)
-    return RevocationChecker(trust, policy=policy, timeout=timeout)
+
+    @cache
+    def checker() -> RevocationChecker:
+        from chalicelib.checker.revocation import RevocationChecker
+
+        return RevocationChecker(trust, policy=policy, timeout=timeout)
+
+    return checker
 
 
-async def _with_revocation(found: NameEvidence, checker: RevocationChecker | None) -> NameEvidence:
+async def _with_revocation(
+    found: NameEvidence, checker: Callable[[], RevocationChecker] | None
+) -> NameEvidence:
     """Return the evidence with each address's chain revocation status (TURNED_OFF without a
     checker); addresses serving the same chain share one lookup (the checker coalesces)."""
     if not any(probe.ok for probe in found.probes):
         return found
-    probes = await asyncio.gather(*(_revoked(probe, checker) for probe in found.probes))
+    revocations = checker() if checker is not None else None
+    probes = await asyncio.gather(*(_revoked(probe, revocations) for probe in found.probes))
     return replace(found, probes=tuple(probes))
 
 
@@ -119,6 +140,8 @@ async def _revoked(probe: Evidence, checker: RevocationChecker | None) -> Eviden
     if not probe.ok:
         return probe
     if checker is None:
+        from chalicelib.checker.revocation import TURNED_OFF
+
         return replace(probe, revocation=TURNED_OFF)
     verdict = await checker.check(probe.chain, probe.checked_at, stapled=probe.stapled)
     return replace(probe, revocation=verdict)
@@ -137,7 +160,7 @@ async def check_many(
     allow_private: bool | None = None,
     trust: TrustStore | None = None,
     resolver: ssrf.Resolver | None = None,
-    renewal: RenewalLookup | None = None,
+    renewal: RenewalLookup | Callable[[], RenewalLookup] | None = None,
     check_revocation: bool | None = None,
     progress: Callable[[], None] | None = None,
 ) -> list[CheckResult]:
@@ -145,7 +168,8 @@ async def check_many(
 
     Requests for the same target and address share one probe. `now` (default: when each probe
     ran) is the moment the certificates are judged at; `trust` defaults to the system roots
-    plus SSLNOTIFY_CA_BUNDLE; `renewal` (CT and ARI) defaults to the settings' sources;
+    plus SSLNOTIFY_CA_BUNDLE; `renewal` (CT and ARI, or a function making them once the probes
+    are done) defaults to the settings' sources;
     `check_revocation` defaults to the setting. `progress()` is called once per request, as its
     probe ends.
     """
@@ -164,6 +188,8 @@ async def check_many(
     def judge_as_it_ends(ip: str | None, targets: list[Target]):
         # Judged as each probe ends, while the other handshakes wait on the network.
         def judge(index: int, found: NameEvidence) -> None:
+            from chalicelib.checker.combine import evaluate_name
+
             for number in waiting[targets[index], ip]:
                 results[number] = evaluate_name(found, now, items[number].tolerance, trust)
                 seen[number] = found
@@ -193,10 +219,17 @@ async def check_many(
 
 
 def _with_renewal(
-    lookup: RenewalLookup | None, evidence: Sequence[NameEvidence], results: list[CheckResult]
+    lookup: RenewalLookup | Callable[[], RenewalLookup] | None,
+    evidence: Sequence[NameEvidence],
+    results: list[CheckResult],
 ) -> list[CheckResult]:
     """Amend each result with CT and ARI evidence (one lookup per distinct probe)."""
-    lookup = lookup if lookup is not None else lookup_from(get_settings())
+    from chalicelib.checker.renewal_lookup import RenewalLookup, amend_all, lookup_from
+
+    if lookup is None:
+        lookup = lookup_from(get_settings())
+    elif not isinstance(lookup, RenewalLookup):
+        lookup = lookup()
     if not lookup.enabled:
         return results
     by_probe: dict[int, list[int]] = {}
@@ -224,6 +257,8 @@ def check_target(
     check_revocation: bool | None = None,
 ) -> CheckResult:
     """Check one target typed by a user, now; raise BadInput or TargetNotAllowed for bad targets."""
+    from chalicelib.checker.combine import evaluate_name
+
     target = parse_target(text)
     timeout = _settings_default(timeout, "check_timeout")
     allow_private = _settings_default(allow_private, "allow_private_targets")

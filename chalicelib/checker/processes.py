@@ -27,10 +27,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chalicelib.checker.check import CheckRequest, check_many
-from chalicelib.checker.evaluate import CheckResult
 from chalicelib.logs import get_logger
+
+if TYPE_CHECKING:
+    from chalicelib.checker.evaluate import CheckResult
 
 logger = get_logger(__name__)
 
