@@ -86,14 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
         metavar="N",
-        help="targets checked at once (default SSLNOTIFY_PROBE_CONCURRENCY or 250; "
+        help="targets checked at once (default SSLNOTIFY_PROBE_CONCURRENCY or 1000; "
         "fitted to the open-files limit)",
     )
     parser.add_argument(
         "--processes",
         metavar="N",
-        help="worker processes for a long list (default: one per core, one per 100 targets "
-        "at most; 1: this process only)",
+        help="processes sharing a long list (default: one per core, each with 100 targets "
+        "and 250 at once at least; 1: this process only)",
     )
     parser.add_argument(
         "--format",

@@ -95,7 +95,7 @@ class Settings:
     check_timeout: float = 10.0
     check_revocation: bool = True
     checker_batch_size: int = 250
-    probe_concurrency: int = 250
+    probe_concurrency: int = 1000
     ses_send_rate: float | None = 14.0  # None: read the account's quota (GetSendQuota)
     # Evidence from outside the handshake (checker/ct.py, checker/ari.py): on unless switched off.
     ct_enabled: bool = True

@@ -17,6 +17,7 @@ from chalicelib.checker.trust import default_trust
 from chalicelib.config import get_settings
 from chalicelib.errors import BadInput, InvocationError, PayloadError
 from chalicelib.invoke import dispatch, invoke
+from chalicelib.open_files import fit_concurrency
 from chalicelib.sweep import SweepStepFailed, pack, require_day
 
 logs.setup()
@@ -155,7 +156,8 @@ def check(day: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
         gather_evidence(
             parsed,
             timeout=settings.check_timeout,
-            concurrency=settings.probe_concurrency,
+            # Lambda allows 1,024 open files: never more probes than that limit can carry.
+            concurrency=fit_concurrency(settings.probe_concurrency),
             allow_private=settings.allow_private_targets,
             check_ipv6=settings.check_ipv6,
             on_evidence=judge,

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 MIN_SHARE = 100  # below this a worker's start and hand-over cost more than the core saves
+MIN_IN_FLIGHT = 250  # probes in flight a worker needs before its handshakes fill a core
 _TICK = b"+"  # one finished target
 _RESULTS = b"="  # what follows is the pickled list of results
 
@@ -55,15 +56,17 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
-def plan_processes(distinct: int, wanted: int | None = None) -> int:
-    """Return how many processes should check `distinct` probes.
+def plan_processes(distinct: int, wanted: int | None = None, concurrency: int = 0) -> int:
+    """Return how many processes should check `distinct` probes, `concurrency` at once in all.
 
-    `wanted` None: one per usable core, and at most one per MIN_SHARE probes. A number asked
-    for is honoured, up to one process per probe.
+    `wanted` None: one per usable core, at most one per MIN_SHARE probes, and only as many as
+    keep MIN_IN_FLIGHT probes each in flight (fewer at once wait on the network, not the CPU,
+    and a second process would only halve each one's share). A number asked for is honoured,
+    up to one process per probe.
     """
     if wanted is not None:
         return max(1, min(wanted, distinct))
-    return max(1, min(usable_cores(), distinct // MIN_SHARE))
+    return max(1, min(usable_cores(), distinct // MIN_SHARE, concurrency // MIN_IN_FLIGHT))
 
 
 @dataclass
@@ -103,7 +106,7 @@ def check_on_cores(
     `concurrency` is the total: each worker keeps its part of it in flight.
     """
     distinct = len({(request.target, request.ip) for request in requests})
-    count = plan_processes(distinct, processes)
+    count = plan_processes(distinct, processes, concurrency)
     if count < 2 or not can_fork():
         return _check_here(requests, concurrency, progress, options)
     shares = shares_of(requests, count)

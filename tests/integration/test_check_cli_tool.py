@@ -182,7 +182,7 @@ def _limit_open_files(soft: int, hard: int):
 
 @pytest.mark.parametrize(("soft", "hard"), [(128, 128), (128, None)], ids=["fixed", "raisable"])
 def test_many_targets_fit_a_low_open_files_limit(tls_server, pki, root_file, soft, hard):
-    """300 targets, 250 at once by default, under `ulimit -n 128`: none may fail for it."""
+    """300 targets, 1000 at once by default, under `ulimit -n 128`: none may fail for it."""
     hard = hard or resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     leaf = pki.leaf(dns=["*.list.test"], ips=["127.0.0.1"])
     ports = [tls_server([leaf, pki.intermediate]).port for _ in range(4)]

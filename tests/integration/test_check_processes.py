@@ -139,9 +139,12 @@ def test_the_same_target_and_address_stay_in_one_share():
 
 def test_the_number_of_processes_follows_the_cores_and_the_list(monkeypatch):
     monkeypatch.setattr(processes, "usable_cores", lambda: 4)
-    assert processes.plan_processes(50) == 1  # too short a list to be worth a second process
-    assert processes.plan_processes(250) == 2
-    assert processes.plan_processes(10_000) == 4
+    assert processes.plan_processes(50, concurrency=1000) == 1  # too short a list
+    assert processes.plan_processes(250, concurrency=1000) == 2
+    assert processes.plan_processes(10_000, concurrency=1000) == 4
+    # Few probes at once wait on the network: a second process would only halve each share.
+    assert processes.plan_processes(10_000, concurrency=300) == 1
+    assert processes.plan_processes(10_000, concurrency=500) == 2
     assert processes.plan_processes(3, wanted=8) == 3  # asked for: at most one per target
     assert processes.plan_processes(1000, wanted=1) == 1
 
