@@ -6,8 +6,9 @@
 One run starts M loopback TLS endpoints (bench.endpoints: each waits L ms before its
 handshake) and, in turn, measures over all of them:
 
-- `sslnotify check --file TARGETS --cafile ROOT` in a fresh process (start, probes,
-  evaluation and output all counted; default concurrency);
+- `sslnotify check --file TARGETS --cafile ROOT --no-ct --no-ari` in a fresh process (start,
+  probes, evaluation and output all counted; default concurrency and processes; CT and ARI
+  off because a benchmark sends packets to loopback only);
 - Prometheus blackbox_exporter, tcp prober with `tls: true`, driven with 200 probes at a
   time over kept-alive HTTP connections (skipped with a message where it is not installed:
   `apt-get install prometheus-blackbox-exporter`);
@@ -27,6 +28,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -229,6 +231,18 @@ def print_table(rows: list[Row], count: int) -> None:
         )
 
 
+def race_summary(rounds: list[list[Row]]) -> str:
+    """Say in how many rounds the command finished before blackbox_exporter, with the medians."""
+    pairs = [(rows[0].seconds, rows[1].seconds) for rows in rounds]
+    won = sum(1 for cli, exporter in pairs if cli < exporter)
+    cli_median = statistics.median(cli for cli, _exporter in pairs)
+    exporter_median = statistics.median(exporter for _cli, exporter in pairs)
+    return (
+        f"sslnotify check finished before blackbox_exporter in {won} of {len(pairs)} rounds; "
+        f"medians {cli_median:.2f} s and {exporter_median:.2f} s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the endpoints, measure every column, print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench.side_by_side", description=__doc__)
@@ -246,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         workdir = Path(directory)
         asyncio.run(floor.handshakes(endpoints.targets, FLOOR_CONCURRENCY))  # warm the servers
+        rounds: list[list[Row]] = []
         for round_number in range(args.rounds):
             columns = [lambda: run_cli(endpoints, workdir)]
             if blackbox:
@@ -263,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
             print(f"\nround {round_number + 1}: {args.targets} endpoints, {args.latency_ms:g} ms")
             print_table(rows, args.targets)
+            rounds.append(rows)
+        if blackbox:
+            print(f"\n{race_summary(rounds)}")
         if not blackbox:
             print(
                 "\nblackbox_exporter not found: its column is skipped "

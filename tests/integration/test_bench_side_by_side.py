@@ -35,5 +35,21 @@ def test_without_blackbox_the_column_is_skipped_with_a_message(capsys):
 @pytest.mark.skipif(side_by_side.find_blackbox(None) is None, reason="no blackbox_exporter here")
 def test_with_blackbox_every_probe_succeeds(capsys):
     side_by_side.main(["--targets", "30", "--latency-ms", "5"])
-    rows = _rows(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    rows = _rows(out)
     assert rows["blackbox_exporter (tcp, tls: true)"] == "30 / 30"
+    assert "finished before blackbox_exporter in" in out
+
+
+def test_the_race_is_summed_up_over_the_rounds():
+    def rounds(*pairs):
+        return [
+            [side_by_side.Row("cli", cli, 0.0, 1), side_by_side.Row("exporter", exporter, 0.0, 1)]
+            for cli, exporter in pairs
+        ]
+
+    line = side_by_side.race_summary(rounds((0.70, 0.80), (0.90, 0.80), (0.75, 0.76)))
+    assert line == (
+        "sslnotify check finished before blackbox_exporter in 2 of 3 rounds; "
+        "medians 0.75 s and 0.80 s"
+    )

@@ -22,7 +22,7 @@ from tests.certs import make_pki
 ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
 # What the default install needs, at the versions requirements.txt pins.
-CLI_PACKAGES = ("cryptography", "idna", "requests")
+CLI_PACKAGES = ("cryptography", "idna", "requests", "pyOpenSSL")
 NOT_COPIED = shutil.ignore_patterns(
     ".venv*", "build", "dist", ".git", "node_modules", "*.egg-info", "__pycache__", ".sslnotify",
     ".terraform", "test-artifacts", ".pytest_cache", ".ruff_cache",
@@ -47,8 +47,10 @@ def _pip(*args: str, python: str | None = None) -> subprocess.CompletedProcess:
 
 def _wheelhouse() -> Path:
     """Return the wheelhouse of the CLI's pinned dependencies, downloading them the first time."""
-    wanted = [pin.replace("-", "_").replace("==", "-") for pin in _pins()]
-    if not all(any(WHEELHOUSE.glob(f"{name}-*.whl")) for name in wanted):
+    # Wheel names are normalised (PEP 491: lower case, "_" for "-"): pyOpenSSL is pyopenssl.
+    wanted = [pin.lower().replace("-", "_").replace("==", "-") for pin in _pins()]
+    present = [path.name.lower() for path in WHEELHOUSE.glob("*.whl")]
+    if not all(any(name.startswith(f"{want}-") for name in present) for want in wanted):
         answer = _pip("download", "--only-binary=:all:", "-d", str(WHEELHOUSE), *_pins())
         if answer.returncode != 0:
             pytest.skip(f"cannot fill {WHEELHOUSE} from PyPI: {answer.stderr.strip()[-300:]}")
