@@ -146,14 +146,13 @@ async def probe_name(
         return NameEvidence(target, checked_at, (evidence,))
 
     try:
-        async with asyncio.timeout_at(deadline):
-            if not allow_private:
-                ssrf.check_name(target)
-            addresses = (
-                ssrf.resolve(target)
-                if target.is_ip
-                else await in_daemon_thread(ssrf.resolve, target, resolver)
-            )
+        if not allow_private:
+            ssrf.check_name(target)
+        if target.is_ip:
+            addresses = ssrf.resolve(target)  # no lookup, nothing to time
+        else:
+            async with asyncio.timeout_at(deadline):
+                addresses = await in_daemon_thread(ssrf.resolve, target, resolver)
     except TargetNotAllowed as error:
         return failed(CONNECT_ERROR, error.message, refused=True)
     except ssrf.ResolutionFailed as error:
@@ -166,13 +165,12 @@ async def probe_name(
     if not chosen:
         probes = (_none_checked(target, checked_at, skipped, refusal),)
         return NameEvidence(target, checked_at, probes, tuple(skipped))
-    # Each address was judged above; the probe connects to exactly that address.
-    probes = await asyncio.gather(
-        *(
-            probe_address(target, ip=address, timeout=timeout, deadline=deadline)
-            for address in chosen
-        )
-    )
+    # Each address was judged above; the probe connects to exactly that address (one address,
+    # the usual case, is awaited directly: no task to schedule).
+    probing = [
+        probe_address(target, ip=address, timeout=timeout, deadline=deadline) for address in chosen
+    ]
+    probes = [await probing[0]] if len(probing) == 1 else await asyncio.gather(*probing)
     # A failure before the connection (refused, nothing listening) names no address: name it.
     named = tuple(
         evidence if evidence.address else replace(evidence, address=address)

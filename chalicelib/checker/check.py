@@ -132,7 +132,8 @@ async def _with_revocation(
     if not any(probe.ok for probe in found.probes):
         return found
     revocations = checker() if checker is not None else None
-    probes = await asyncio.gather(*(_revoked(probe, revocations) for probe in found.probes))
+    looking = [_revoked(probe, revocations) for probe in found.probes]
+    probes = [await looking[0]] if len(looking) == 1 else await asyncio.gather(*looking)
     return replace(found, probes=tuple(probes))
 
 

@@ -34,7 +34,10 @@ SYSTEM_BUNDLES = (
 )
 
 
+@lru_cache(maxsize=8192)
 def _fingerprint(certificate: x509.Certificate) -> bytes:
+    # Cached by content (certificates hash by their DER): every check asks about the same
+    # few intermediates and roots.
     return certificate.fingerprint(hashes.SHA256())
 
 
