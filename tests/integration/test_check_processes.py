@@ -158,3 +158,24 @@ def test_no_fork_while_another_thread_runs():
     finally:
         stop.set()
         thread.join()
+
+
+def test_the_command_prints_the_same_lines_with_one_process_or_two(tmp_path, targets, pki, ca_file):
+    listed = tmp_path / "targets.txt"
+    listed.write_text("\n".join(targets) + "\n")
+    outputs = []
+    command = [sys.executable, "-m", "chalicelib.cli", "check", "--file", str(listed)]
+    command += ["--cafile", ca_file(pki.root), "--no-ct", "--no-ari"]
+    for count in ("1", "2"):
+        answer = subprocess.run(
+            [*command, "--processes", count],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert answer.returncode == 3, answer.stderr  # the refused port is an error: UNKNOWN
+        outputs.append(answer.stdout.splitlines())
+    assert outputs[0] == outputs[1]
+    assert [line.split()[1] for line in outputs[1]] == ["OK", "EXPIRING", "INVALID", "ERROR", "OK"]
