@@ -1,7 +1,7 @@
 """`sslnotify check` against blackbox_exporter and a bare asyncio loop, on the same endpoints.
 
     .venv/bin/python -m bench.side_by_side [--targets 1000] [--latency-ms 100] [--rounds 1]
-        [--blackbox PATH] [--profile FILE]
+        [--blackbox PATH] [--profile FILE] [--cli-option=--processes=1 ...]
 
 One run starts M loopback TLS endpoints (bench.endpoints: each waits L ms before its
 handshake) and, in turn, measures over all of them:
@@ -82,7 +82,9 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_cli(endpoints: Endpoints, workdir: Path, profile: Path | None = None) -> Row:
+def run_cli(
+    endpoints: Endpoints, workdir: Path, profile: Path | None = None, extra: tuple[str, ...] = ()
+) -> Row:
     """Run `sslnotify check` over every endpoint in a new process; count its OK lines."""
     targets = workdir / "targets.txt"
     targets.write_text("\n".join(endpoints.targets) + "\n")
@@ -90,7 +92,7 @@ def run_cli(endpoints: Endpoints, workdir: Path, profile: Path | None = None) ->
     command = [sys.executable, *profiler, "-m", "chalicelib.cli", "check", "--file", str(targets)]
     # No CT search and no ARI: a benchmark sends packets to loopback only (and blackbox_exporter
     # consults neither). Revocation stays on: the endpoints' certificates name no source.
-    command += ["--cafile", str(endpoints.ca_file), "--no-ct", "--no-ari"]
+    command += ["--cafile", str(endpoints.ca_file), "--no-ct", "--no-ari", *extra]
     before, started = _children_cpu(), time.perf_counter()
     answer = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
@@ -251,6 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--blackbox", help="path of blackbox_exporter (default: found on PATH)")
     parser.add_argument("--profile", type=Path, help="also profile one CLI run into this file")
+    parser.add_argument(
+        "--cli-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="pass this option to `sslnotify check` (repeatable; e.g. --cli-option=--processes=1)",
+    )
     args = parser.parse_args(argv)
     blackbox = find_blackbox(args.blackbox)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -261,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(directory)
         asyncio.run(floor.handshakes(endpoints.targets, FLOOR_CONCURRENCY))  # warm the servers
         rounds: list[list[Row]] = []
+        extra = tuple(args.cli_option)
         for round_number in range(args.rounds):
-            columns = [lambda: run_cli(endpoints, workdir)]
+            columns = [lambda: run_cli(endpoints, workdir, extra=extra)]
             if blackbox:
                 columns.append(lambda: run_blackbox(blackbox, endpoints, workdir))
             columns += [
@@ -287,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 "(apt-get install prometheus-blackbox-exporter, or --blackbox PATH)"
             )
         if args.profile:
-            run_cli(endpoints, workdir, profile=args.profile)
+            run_cli(endpoints, workdir, profile=args.profile, extra=tuple(args.cli_option))
             print(f"\nprofile of one CLI run written to {args.profile}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
