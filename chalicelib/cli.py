@@ -94,6 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _watched() -> bool:
+    """Tell whether a profiler, debugger or coverage tool is attached: it reports at exit."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)  # PEP 669: cProfile and coverage use it
+    return monitoring is not None and any(monitoring.get_tool(tool) for tool in range(6))
+
+
 def entry() -> None:
     """The installed command: run main, then exit with its status.
 
@@ -101,7 +109,7 @@ def entry() -> None:
     results and every module costs some 30 ms, which a script running it from cron waits for.
     """
     status = main()
-    if _chosen_command(sys.argv[1:]) == "check":
+    if _chosen_command(sys.argv[1:]) == "check" and not _watched():
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):  # a reader gone away: nothing to add
                 stream.flush()

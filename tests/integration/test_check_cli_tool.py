@@ -176,6 +176,37 @@ def test_a_closed_pipe_ends_quietly(tls_server, pki, root_file):
     assert answer.returncode in (0, 3)  # ok, or the exit status of a cut-off writer: no crash
 
 
+def test_the_command_leaves_at_once_but_not_under_a_profiler(servers, root_file, tmp_path):
+    """After `check` the process skips the interpreter's teardown (os._exit), output flushed;
+    a profiler attached still gets its normal exit and writes its report."""
+    import pstats
+
+    target = servers["ok"].address
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('torn down', file=sys.stderr))\n"
+        "from chalicelib.cli import entry\n"
+        f"sys.argv = ['sslnotify', 'check', {target!r}, '--cafile', {root_file!r}]\n"
+        "entry()\n"
+    )
+    plain = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert plain.returncode == 0 and "  OK  " in plain.stdout
+    assert "torn down" not in plain.stderr  # left at once, the output flushed first
+    report = tmp_path / "check.prof"
+    command = [sys.executable, "-m", "cProfile", "-o", str(report), "-m", "chalicelib.cli"]
+    profiled = subprocess.run(
+        [*command, "check", target, "--cafile", root_file],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert profiled.returncode == 0 and "  OK  " in profiled.stdout
+    assert pstats.Stats(str(report)).total_calls > 0
+
+
 def _limit_open_files(soft: int, hard: int):
     def lower() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
