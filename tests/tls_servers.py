@@ -289,9 +289,15 @@ class ClosedPort(int):
 
 
 @pytest.fixture
-def closed_port() -> ClosedPort:
-    """Return a port nothing listens on: use it as an int, or call `closed_port(host=...)`."""
-    return ClosedPort(find_closed_port())
+def closed_port():
+    """Return a port nothing listens on: use it as an int, or call `closed_port(host=...)`.
+
+    The port stays bound (never listening) for the whole test, so a server the test starts
+    later on port 0 cannot be handed the same number: connecting is refused throughout.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield ClosedPort(held.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
