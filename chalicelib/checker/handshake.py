@@ -5,8 +5,8 @@ rather than the one Python's ssl module was built against (3.0 on Debian 12 and 
 python.org's macOS builds): the client side of a handshake costs about a third less CPU there,
 and pyOpenSSL can ask the server to staple its OCSP response, which Python's ssl cannot
 (CPython #88946). A probe needs only the handshake, then drops the connection: no session, no
-read buffer, no flow control. STARTTLS dialogues keep asyncio's streams and Python's ssl
-(`served_by` reads what they were served).
+read buffer, no flow control. A STARTTLS dialogue runs over asyncio's streams first; `adopt`
+then takes its transport over for the handshake.
 
 Nothing is verified here: the context accepts any chain (expired, self-signed, weak: security
 level 0) so the evaluation can say what is wrong with it.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import ssl
 from dataclasses import dataclass
 from functools import cache
 
@@ -181,7 +180,9 @@ async def open_connection(host: str, port: int) -> HandshakeConnection:
     return connection
 
 
-def served_by(ssl_object: ssl.SSLObject) -> Served:
-    """Read what a handshake run by Python's ssl (a STARTTLS stream) was served."""
-    chain = tuple(ssl_object.get_unverified_chain() or ())
-    return Served(chain=chain, version=ssl_object.version())
+def adopt(transport: asyncio.Transport) -> HandshakeConnection:
+    """Take over a connection whose plain-text part is done (STARTTLS), for `handshake`."""
+    connection = HandshakeConnection()
+    connection.transport = transport
+    transport.set_protocol(connection)
+    return connection

@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ssl
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING
 
 from chalicelib.checker import handshake, ssrf, starttls
@@ -61,26 +59,11 @@ class Evidence:
         return self.error is None and bool(self.chain)
 
 
-@cache
-def client_context() -> ssl.SSLContext:
-    """Return the STARTTLS streams' TLS context: verifies nothing, accepts weak certificates.
-
-    (Plain TLS probes use handshake.client_context, pyOpenSSL's, which this one mirrors.)
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    # Level 0, so a server with an RSA-1024 or SHA-1 certificate still hands it over and the
-    # evaluation can name the weakness instead of a handshake failure hiding it.
-    context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    return context
-
-
 def _failure(target: Target, checked_at: datetime, error: str, message: str, **extra) -> Evidence:
     return Evidence(target=target, checked_at=checked_at, error=error, message=message, **extra)
 
 
-def _tls_message(error: ssl.SSLError | handshake.HandshakeFailed) -> str:
+def _tls_message(error: handshake.HandshakeFailed) -> str:
     reason = getattr(error, "reason", None) or ""
     if reason in _TLS_REASONS:
         return _TLS_REASONS[reason]
@@ -184,7 +167,7 @@ async def probe(
     checked_at = datetime.now(UTC)
     phase = "resolving the name"
     address: str | None = None
-    writer = None
+    writer = stream = None
     limit = deadline if deadline is not None else asyncio.get_running_loop().time() + timeout
     try:
         async with asyncio.timeout_at(limit):
@@ -196,12 +179,11 @@ async def probe(
             if target.protocol != TLS:
                 phase = f"asking the server to start TLS ({target.protocol})"
                 await starttls.negotiate(target.protocol, reader, writer, target.host_ascii)
-                phase = "waiting for the TLS handshake"
-                await writer.start_tls(client_context(), server_hostname=target.host_ascii)
-                served = handshake.served_by(writer.get_extra_info("ssl_object"))
-            else:
-                phase = "waiting for the TLS handshake"
-                served = await writer.handshake(target.host_ascii)
+                # The same handshake as plain TLS, over the connection the dialogue used. The
+                # stream writer is kept (`stream`): collected, it would close the transport.
+                stream, writer = writer, handshake.adopt(writer.transport)
+            phase = "waiting for the TLS handshake"
+            served = await writer.handshake(target.host_ascii)
     except TargetNotAllowed as error:
         return _failure(target, checked_at, CONNECT_ERROR, error.message, refused=True)
     except ssrf.ResolutionFailed as error:
@@ -213,7 +195,7 @@ async def probe(
         return _failure(target, checked_at, CONNECT_ERROR, str(error))
     except starttls.StartTLSFailed as error:
         return _failure(target, checked_at, TLS_ERROR, error.message, address=address)
-    except (ssl.SSLError, handshake.HandshakeFailed) as error:
+    except handshake.HandshakeFailed as error:
         return _failure(target, checked_at, TLS_ERROR, _tls_message(error), address=address)
     except (ConnectionError, EOFError, asyncio.IncompleteReadError):
         message = "the server closed the connection during the TLS handshake"
@@ -222,8 +204,9 @@ async def probe(
         message = f"the connection failed during the TLS handshake ({error})"
         return _failure(target, checked_at, TLS_ERROR, message, address=address)
     finally:
-        if writer is not None:
-            writer.transport.abort()
+        for end in (writer, stream):  # one transport (twice with STARTTLS): abort is idempotent
+            if end is not None:
+                end.transport.abort()
     if not served.chain:
         return _failure(target, checked_at, TLS_ERROR, "the server sent no certificate")
     return Evidence(

@@ -1,5 +1,7 @@
 """OCSP stapling end to end: the probe asks for the staple, and a stapled answer is judged first.
 
+Plain TLS and STARTTLS alike.
+
 The servers here are pyOpenSSL's (Python's ssl cannot staple), on loopback, one thread each.
 """
 
@@ -31,9 +33,20 @@ def pki():
     return make_pki(NOW, name="sslnotify Stapling Test")
 
 
+def _smtp_upgrade(plain: socket.socket) -> None:
+    """Speak SMTP up to an agreed STARTTLS (the greeting, EHLO, STARTTLS)."""
+    reader = plain.makefile("rb")
+    plain.sendall(b"220 mail.test ESMTP\r\n")
+    reader.readline()  # EHLO
+    plain.sendall(b"250-mail.test\r\n250 STARTTLS\r\n")
+    reader.readline()  # STARTTLS
+    plain.sendall(b"220 go ahead\r\n")
+
+
 @contextmanager
-def stapling_server(chain, staple: bytes | None):
-    """Serve `chain` (leaf first) on 127.0.0.1, stapling `staple` when a client asks for it."""
+def stapling_server(chain, staple: bytes | None, smtp: bool = False):
+    """Serve `chain` (leaf first) on 127.0.0.1, stapling `staple` when a client asks for it;
+    with `smtp`, after an SMTP STARTTLS dialogue."""
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     context.use_certificate(chain[0].cert)
     for extra in chain[1:]:
@@ -58,6 +71,8 @@ def stapling_server(chain, staple: bytes | None):
             except OSError:
                 return
             with plain, contextlib.suppress(SSL.Error, OSError):
+                if smtp:
+                    _smtp_upgrade(plain)
                 tls = SSL.Connection(context, plain)
                 tls.set_accept_state()
                 tls.do_handshake()
@@ -135,3 +150,25 @@ def test_a_garbage_staple_is_unknown_and_the_handshake_goes_on(pki):
         )
     assert result.status == "ok"
     assert result.revocation.status == "unknown"
+
+
+def test_a_starttls_server_staples_too(pki):
+    """STARTTLS targets get the same handshake as plain TLS: the staple is asked for there too."""
+    leaf = _leaf(pki)
+    staple = make_ocsp_response(leaf, pki.intermediate, status="revoked", now=NOW)
+    trust = TrustStore(anchors=(pki.root.cert,))
+    with stapling_server([leaf, pki.intermediate], staple, smtp=True) as (port, asked):
+        [result] = asyncio.run(
+            check_many(
+                [CheckRequest(parse_target(f"smtp://127.0.0.1:{port}"))],
+                timeout=5,
+                allow_private=True,
+                trust=trust,
+                renewal=RenewalLookup(),
+                check_revocation=True,
+            )
+        )
+    assert asked == [True]
+    assert result.protocol == "smtp"
+    assert (result.revocation.source, result.revocation.status) == ("stapled", "revoked")
+    assert result.status == "invalid"
