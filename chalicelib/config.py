@@ -13,6 +13,7 @@ from typing import Any
 from chalicelib.errors import ConfigurationError
 
 RESOURCES_FILE = Path(__file__).with_name("resources.json")
+DEFAULT_TOLERANCE = 30  # days of warning when a check names none (DESIGN: the default 30)
 
 
 @cache

@@ -23,7 +23,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from chalicelib.checker.outside import OutsideUnavailable, get_json, new_session
+from chalicelib.checker.outside import OutsideUnavailable, get_json
 from chalicelib.checker.renewal import RenewalWindow
 
 DIRECTORIES_FILE = Path(__file__).with_name("acme_directories.json")
@@ -97,7 +97,7 @@ class RenewalInfo:
 
     directories: Mapping[str, str] = field(default_factory=default_directories)
     timeout: float = 5.0
-    session: Any = None  # a requests.Session, made on the first request
+    session: Any = None  # a requests.Session; None: the process's shared one (outside.py)
     calls: int = 0
     _endpoints: dict[str, tuple[float, str]] = field(default_factory=dict)
     _cache: dict[str, tuple[float, RenewalWindow]] = field(default_factory=dict)
@@ -111,15 +111,25 @@ class RenewalInfo:
         """Return the ACME directory of the leaf's issuer, when the table knows it."""
         return next((self._table[name] for name in issuer_names(leaf) if name in self._table), None)
 
+    def applies(self, leaf: x509.Certificate) -> bool:
+        """Tell, without a request, whether window() would ask the CA about this leaf."""
+        return self._lookup_key(leaf) is not None
+
+    def _lookup_key(self, leaf: x509.Certificate) -> tuple[str, str] | None:
+        """Return (ACME directory, RFC 9773 certificate id), or None when either is unknown."""
+        directory = self.directory_for(leaf)
+        cert_id = certificate_id(leaf)
+        return None if directory is None or cert_id is None else (directory, cert_id)
+
     def window(self, leaf: x509.Certificate, now: float | None = None) -> RenewalWindow | None:
         """Return the CA's window for this leaf; None when its issuer has no known ACME directory.
 
         A failed lookup gives a window with `error` set (the information is unknown).
         """
-        directory = self.directory_for(leaf)
-        cert_id = certificate_id(leaf)
-        if directory is None or cert_id is None:
+        key = self._lookup_key(leaf)
+        if key is None:
             return None
+        directory, cert_id = key
         moment = time.time() if now is None else now
         with self._flight(cert_id):  # one request per certificate, however many ask at once
             with self._lock:
@@ -141,11 +151,6 @@ class RenewalInfo:
                 self._cache[cert_id] = (moment + wait, found)
             return found
 
-    def _session(self):
-        if self.session is None:  # two threads may both make one: either will do
-            self.session = new_session()
-        return self.session
-
     def _flight(self, key: str) -> threading.Lock:
         with self._lock:
             if len(self._flights) >= MAX_CACHED:
@@ -155,7 +160,7 @@ class RenewalInfo:
     def _get(self, url: str):
         with self._lock:
             self.calls += 1
-        return get_json(self._session(), url, timeout=self.timeout)
+        return get_json(self.session, url, timeout=self.timeout)
 
     def _endpoint(self, directory: str, moment: float) -> str:
         with self._lock:

@@ -20,15 +20,13 @@ from chalicelib.checker.fetch_policy import FetchPolicy
 from chalicelib.checker.probe import Evidence
 from chalicelib.checker.targets import Target, parse_target
 from chalicelib.checker.trust import TrustStore, default_trust
-from chalicelib.config import get_settings
+from chalicelib.config import DEFAULT_TOLERANCE, get_settings
 from chalicelib.errors import TargetNotAllowed
 
 if TYPE_CHECKING:
     from chalicelib.checker.evaluate import CheckResult
     from chalicelib.checker.renewal_lookup import RenewalLookup
     from chalicelib.checker.revocation import RevocationChecker
-
-DEFAULT_TOLERANCE = 30  # days; the same as evaluate.DEFAULT_TOLERANCE
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography import x509
 
-from chalicelib.checker.outside import OutsideUnavailable, get_json, new_session
+from chalicelib.checker.outside import OutsideUnavailable, get_json
 from chalicelib.checker.renewal import Issuance
 
 DEFAULT_URL = "https://api.certspotter.com/v1/issuances"
@@ -74,7 +74,7 @@ class CTSearch:
     url: str = DEFAULT_URL
     timeout: float = 5.0
     api_key: str | None = None
-    session: Any = None  # a requests.Session, made on the first request
+    session: Any = None  # a requests.Session; None: the process's shared one (outside.py)
     calls: int = 0
     _cache: dict[str, tuple[float, list[Issuance] | OutsideUnavailable]] = field(
         default_factory=dict
@@ -104,11 +104,6 @@ class CTSearch:
                 raise found
             return found
 
-    def _session(self):
-        if self.session is None:  # two threads may both make one: either will do
-            self.session = new_session()
-        return self.session
-
     def _flight(self, key: str) -> threading.Lock:
         with self._lock:
             if len(self._flights) >= MAX_CACHED:
@@ -127,7 +122,7 @@ class CTSearch:
             with self._lock:
                 self.calls += 1
             answer = get_json(
-                self._session(), self.url, timeout=self.timeout, params=params, headers=headers
+                self.session, self.url, timeout=self.timeout, params=params, headers=headers
             )
             page = parse_issuances(answer.data)
             found += page

@@ -20,10 +20,10 @@ from chalicelib.checker.probe import Evidence
 from chalicelib.checker.renewal import Renewal
 from chalicelib.checker.revocation import NOT_CHECKED, Revocation
 from chalicelib.checker.trust import TrustStore, build_path, default_trust, is_self_signed
+from chalicelib.config import DEFAULT_TOLERANCE
 
 logger = logs.get_logger(__name__)
 
-DEFAULT_TOLERANCE = 30
 ERROR_CODES = ("dns_error", "connect_error", "timeout", "tls_error")
 INVALID_CODES = (
     "expired",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when a request is sent: a check that sends none never loads it
@@ -45,19 +46,29 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def new_session() -> requests.Session:
-    """Return a new HTTP session (requests is imported here, on first use)."""
+@cache
+def shared_session() -> requests.Session:
+    """Return this process's HTTP session, made on first use (requests is imported then)."""
     import requests
 
     return requests.Session()
 
 
 def get_json(
-    session: requests.Session, url: str, *, timeout: float, params: Any = None, headers=None
+    session: requests.Session | None,
+    url: str,
+    *,
+    timeout: float,
+    params: Any = None,
+    headers=None,
 ) -> Answer:
-    """GET url and decode its JSON body within `timeout` seconds in all, at most MAX_BODY bytes."""
+    """GET url and decode its JSON body within `timeout` seconds in all, at most MAX_BODY bytes.
+
+    `session` None: the process's shared session.
+    """
     import requests
 
+    session = session if session is not None else shared_session()
     deadline = time.monotonic() + timeout
     try:
         with session.get(

@@ -20,7 +20,7 @@ from cryptography import x509
 
 from chalicelib.checker import renewal as judge
 from chalicelib.checker.addresses import NameEvidence
-from chalicelib.checker.ari import RenewalInfo, certificate_id, default_directories
+from chalicelib.checker.ari import RenewalInfo, default_directories
 from chalicelib.checker.ct import CTSearch
 from chalicelib.checker.evaluate import CheckResult, Problem, status_of
 from chalicelib.checker.outside import OutsideUnavailable
@@ -57,18 +57,10 @@ class RenewalLookup:
         CT is asked only about certificates in their warning period or past it; ARI only about
         one whose issuer has a known ACME directory. Most calm certificates need neither.
         """
-        evidence = _deciding_probe(name, results[0]) if self.enabled and results else None
-        if evidence is None:
+        asked = self._asked_about(name, results)
+        if asked is None:
             return False
-        if self.ct is not None and any(CT_WHEN & set(result.codes) for result in results):
-            return True
-        if self.ari is None:
-            return False
-        try:
-            leaf = x509.load_der_x509_certificate(evidence.chain[0])
-        except ValueError:
-            return False
-        return self.ari.directory_for(leaf) is not None and certificate_id(leaf) is not None
+        return self._wants_ct(results) or (self.ari is not None and self.ari.applies(asked[1]))
 
     def consult(self, name: NameEvidence, results: Sequence[CheckResult]) -> judge.Renewal | None:
         """Gather CT and ARI evidence for one probed name (None when nothing applies).
@@ -76,20 +68,30 @@ class RenewalLookup:
         The certificate asked about is the one the deciding address served (the result's
         top-level certificate): that is the one the alert is about.
         """
+        asked = self._asked_about(name, results)
+        if asked is None:
+            return None
+        evidence, leaf = asked
+        ari = self.ari.window(leaf) if self.ari is not None else None
+        found = self._search(evidence, leaf) if self._wants_ct(results) else None
+        if found is None and ari is None:
+            return None
+        return judge.Renewal(ct=found, ari=ari)
+
+    def _asked_about(
+        self, name: NameEvidence, results: Sequence[CheckResult]
+    ) -> tuple[Evidence, x509.Certificate] | None:
+        """Return the deciding address's evidence and its leaf, or None (off, none, unreadable)."""
         evidence = _deciding_probe(name, results[0]) if self.enabled and results else None
         if evidence is None:
             return None
         try:
-            leaf = x509.load_der_x509_certificate(evidence.chain[0])
+            return evidence, x509.load_der_x509_certificate(evidence.chain[0])
         except ValueError:
             return None
-        ari = self.ari.window(leaf) if self.ari is not None else None
-        found = None
-        if self.ct is not None and any(CT_WHEN & set(result.codes) for result in results):
-            found = self._search(evidence, leaf)
-        if found is None and ari is None:
-            return None
-        return judge.Renewal(ct=found, ari=ari)
+
+    def _wants_ct(self, results: Sequence[CheckResult]) -> bool:
+        return self.ct is not None and any(CT_WHEN & set(result.codes) for result in results)
 
     def _search(self, evidence: Evidence, leaf: x509.Certificate) -> judge.CTFinding | None:
         names = [name for name in _dns_names(leaf) if not name.startswith("*.")]

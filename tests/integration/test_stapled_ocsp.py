@@ -90,6 +90,21 @@ def stapling_server(chain, staple: bytes | None, smtp: bool = False):
         thread.join(timeout=5)
 
 
+def _check(text: str, trust: TrustStore):
+    """Check one loopback target as the CLI and the sweep do, revocation on, no CT or ARI."""
+    request = CheckRequest(parse_target(text))
+    return asyncio.run(
+        check_many(
+            [request],
+            timeout=5,
+            allow_private=True,
+            trust=trust,
+            renewal=RenewalLookup(),
+            check_revocation=True,
+        )
+    )[0]
+
+
 def _leaf(pki, **extra):
     return pki.leaf(dns=["localhost"], ips=["127.0.0.1"], **extra)
 
@@ -117,16 +132,7 @@ def test_a_stapled_answer_decides_without_asking_the_responder(pki, closed_port,
     staple = make_ocsp_response(leaf, pki.intermediate, status=status, now=NOW)
     trust = TrustStore(anchors=(pki.root.cert,))
     with stapling_server([leaf, pki.intermediate], staple) as (port, _asked):
-        [result] = asyncio.run(
-            check_many(
-                [CheckRequest(parse_target(f"127.0.0.1:{port}"))],
-                timeout=5,
-                allow_private=True,
-                trust=trust,
-                renewal=RenewalLookup(),
-                check_revocation=True,
-            )
-        )
+        result = _check(f"127.0.0.1:{port}", trust)
     assert result.revocation.source == "stapled"
     assert result.revocation.status == status
     assert result.status == verdict
@@ -138,16 +144,7 @@ def test_a_garbage_staple_is_unknown_and_the_handshake_goes_on(pki):
     trust = TrustStore(anchors=(pki.root.cert,))
     garbage = leaf.cert.public_bytes(serialization.Encoding.DER)  # not an OCSP response
     with stapling_server([leaf, pki.intermediate], garbage) as (port, _asked):
-        [result] = asyncio.run(
-            check_many(
-                [CheckRequest(parse_target(f"127.0.0.1:{port}"))],
-                timeout=5,
-                allow_private=True,
-                trust=trust,
-                renewal=RenewalLookup(),
-                check_revocation=True,
-            )
-        )
+        result = _check(f"127.0.0.1:{port}", trust)
     assert result.status == "ok"
     assert result.revocation.status == "unknown"
 
@@ -158,16 +155,7 @@ def test_a_starttls_server_staples_too(pki):
     staple = make_ocsp_response(leaf, pki.intermediate, status="revoked", now=NOW)
     trust = TrustStore(anchors=(pki.root.cert,))
     with stapling_server([leaf, pki.intermediate], staple, smtp=True) as (port, asked):
-        [result] = asyncio.run(
-            check_many(
-                [CheckRequest(parse_target(f"smtp://127.0.0.1:{port}"))],
-                timeout=5,
-                allow_private=True,
-                trust=trust,
-                renewal=RenewalLookup(),
-                check_revocation=True,
-            )
-        )
+        result = _check(f"smtp://127.0.0.1:{port}", trust)
     assert asked == [True]
     assert result.protocol == "smtp"
     assert (result.revocation.source, result.revocation.status) == ("stapled", "revoked")
